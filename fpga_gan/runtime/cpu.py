@@ -1,0 +1,39 @@
+"""The cpu backend: ONNX Runtime on the QCDQ graph, the fallback that runs anywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .accelerator import Artifact, ArtifactError, register_backend
+
+
+class CpuBackend:
+    def __init__(self, artifact: Artifact) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ArtifactError("the cpu backend needs onnxruntime: pip install onnxruntime") from exc
+        path = artifact.file("qcdq")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            # WeightBiasQuantization (ORT >= 1.20) re-rounds float biases onto the accumulator grid,
+            # which changes results; every other optimisation is exact on our power-of-two graphs.
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
+                                                 disabled_optimizers=["WeightBiasQuantization"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        self._in_name = self._session.get_inputs()[0].name
+        self._in_scale = np.float32(artifact.input.scale)
+        self._out_scale = artifact.output.scale
+
+    def run(self, codes: np.ndarray) -> np.ndarray:
+        x = codes.astype(np.float32) * self._in_scale
+        (y,) = self._session.run(None, {self._in_name: x})
+        return np.round(y / self._out_scale).astype(np.int64)
+
+    def close(self) -> None:
+        self._session = None
+
+
+register_backend("cpu", CpuBackend)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import QuantSpec, conv_transpose2d, image_output, latent_input, relu
+from .layers import QuantSpec, conv_transpose2d, image_output, init_for_relu, latent_input, relu
 
 
 class DCGANGenerator(nn.Module):
@@ -30,6 +30,7 @@ class DCGANGenerator(nn.Module):
             conv_transpose2d(ngf, out_channels, 4, 2, 1, spec=spec, weight_bits=io_bits),         # 64x64
         )
         self.out = image_output(spec)
+        init_for_relu(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:

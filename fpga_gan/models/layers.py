@@ -143,3 +143,22 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     for h in handles:
         h.remove()
     return total
+
+
+def init_for_relu(model: nn.Module) -> None:
+    """He-normal init by the fan-in each output really sees (k*k/s*s taps for a transposed conv).
+
+    With a constant-scale 4-bit ReLU (step 0.25), PyTorch's default init shrinks activations layer
+    by layer until they all round to zero and a deep generator starts dead; this keeps them O(1).
+    """
+    for m in model.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            s = m.stride[0] * m.stride[1]
+            fan_in = max(1, m.in_channels * m.kernel_size[0] * m.kernel_size[1] // s)
+        elif isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            continue
+        nn.init.normal_(m.weight, 0.0, (2.0 / fan_in) ** 0.5)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)

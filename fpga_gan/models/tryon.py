@@ -29,15 +29,18 @@ class _Block(nn.Sequential):
 class TryOnGenerator(nn.Module):
     """U-Net try-on generator; ``spec=None`` builds the float twin.
 
-    ``widths`` are the channels at full, 1/2, 1/4 and 1/8 resolution. Inputs are pixel codes
+    ``image_size`` (H, W) is the size it is trained and exported at. ``widths`` are the channels at full, 1/2, 1/4 and 1/8 resolution. Inputs are pixel codes
     divided by 256 (values in [0, 1)); outputs are RGB in [0, 1) whose codes (x 256) are pixels.
     """
 
     def __init__(self, widths: tuple[int, int, int, int] = (16, 32, 64, 64),
                  spec: QuantSpec | None = QuantSpec(), in_channels: int = TRYON_IN_CHANNELS,
-                 out_channels: int = 3) -> None:
+                 out_channels: int = 3, image_size: tuple[int, int] = (64, 48)) -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
+        if image_size[0] % 8 or image_size[1] % 8:
+            raise ValueError(f"image size {image_size} must be divisible by 8 (three 2x downsamplings)")
+        self.in_channels, self.image_size = in_channels, tuple(image_size)
         io_bits = spec.io_bits if spec else None
         self.widths, self.spec = tuple(widths), spec
         self.inp = image_input(spec)

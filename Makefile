@@ -1,0 +1,44 @@
+# fpga_gan: `make demo` and `make test` are all a new user needs (see README.md).
+# The virtual environment lives in .venv inside the repository and is (re)built when
+# requirements.txt or pyproject.toml change.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+FINN_PLUS_VERSION := 1.6.1
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench-cpu clean help
+
+help:
+	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
+	@echo "make test      set up .venv if needed, then run the whole test suite"
+	@echo "make install   set up .venv only"
+	@echo "make bench-cpu measure CPU inference speed of the generators"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch==2.13.0 (pinned in requirements.txt) takes the local CPU wheel, not a CUDA build.
+	$(PIP) install --quiet -r requirements.txt
+	# finn-plus pins brevitas==0.13.0 (and so setuptools<70), which cannot live with torch 2.13:
+	# its dependencies are in requirements.txt with brevitas 0.13.4, and it goes in without them.
+	$(PIP) install --quiet --no-deps finn-plus==$(FINN_PLUS_VERSION)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fpga-gan demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench-cpu: $(STAMP)
+	$(PY) benchmarks/cpu_inference.py
+
+clean:
+	rm -rf build dist *.egg-info

@@ -1,0 +1,81 @@
+"""Artifact directories for the zoo models: exported on first use, re-exported when weights change.
+
+The runtime only reads artifact directories, so the user-facing commands (``tryon``, ``design``,
+``demo``) export a zoo model once into ``build/artifacts/<name>/`` and reuse it; the sha256 of the
+weights file is recorded in ``model.json`` so stale exports are noticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+DEFAULT_ARTIFACT_ROOT = Path("build") / "artifacts"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_shape_for(model) -> tuple[int, ...]:
+    """The batch-1 input shape of a generator: (1, 24, H, W) for try-on, (1, nz, 1, 1) for DCGAN."""
+    from .models import DCGANGenerator
+
+    if isinstance(model, DCGANGenerator):
+        return (1, model.nz, 1, 1)
+    return (1, model.in_channels, *model.image_size)
+
+
+def export_weights(weights: Path, out_dir: Path, name: str, check_inputs: int = 0, seed: int = 0):
+    """Export a generator checkpoint to ``out_dir``; optionally cross-check the backends."""
+    import numpy as np
+
+    from .export import cross_check, export_generator
+    from .models.zoo import load_generator
+
+    model = load_generator(weights)
+    shape = input_shape_for(model)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = export_generator(model, name, shape, tmp,
+                                  extra={"weights_sha256": sha256_file(weights),
+                                         "weights_file": weights.name})
+        report = None
+        if check_inputs:
+            spec = result.spec["inputs"][0]
+            lo, hi = spec["range"]
+            codes = np.random.default_rng(seed).integers(lo, hi + 1, (check_inputs, *shape[1:]))
+            report = cross_check(model, result, codes.astype(spec["dtype"]))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.replace(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.out_dir = out_dir
+    return result, report
+
+
+def zoo_artifact(name: str, root: Path = DEFAULT_ARTIFACT_ROOT) -> Path:
+    """The artifact directory of a zoo model, exporting it if missing or stale."""
+    from .models.zoo import ZooError, zoo_path
+
+    weights = zoo_path(name)
+    if not weights.is_file():
+        raise ZooError(f"the shipped weights for {name!r} are missing: {weights}")
+    out = Path(root) / name
+    meta = out / "model.json"
+    if meta.is_file():
+        try:
+            if json.loads(meta.read_text()).get("weights_sha256") == sha256_file(weights):
+                return out
+        except json.JSONDecodeError:
+            pass
+    export_weights(weights, out, name)
+    return out

@@ -1,0 +1,274 @@
+"""The ``fpga-gan`` command line: data, training, export and the try-on / design jobs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from PIL import Image
+
+from . import __version__
+
+
+def _parse_size(value: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"size must look like HxW (e.g. 64x48), got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise click.BadParameter(f"size must be positive, got {value!r}")
+    return h, w
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fpga-gan")
+def main() -> None:
+    """FPGA-accelerated GAN inference for fashion imagery: virtual try-on and garment design."""
+
+
+# ---------------------------------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """The synthetic try-on world (VITON-HD folder layout)."""
+
+
+@data.command("make")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--n", "n", default=1000, show_default=True, help="Number of samples.")
+@click.option("--seed", default=0, show_default=True, help="Data set seed.")
+@click.option("--size", default="64x48", show_default=True, help="Image size HxW.")
+@click.option("--test-fraction", default=0.1, show_default=True, help="Share of samples in test/.")
+@click.option("--workers", default=None, type=int, help="Worker processes (default: all cores).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing data set.")
+def data_make(out_dir: Path, n: int, seed: int, size: str, test_fraction: float, workers: int | None,
+              overwrite: bool) -> None:
+    """Render N paired samples into OUT (written atomically: all or nothing)."""
+    from .data import make_dataset
+
+    t0 = time.time()
+    try:
+        path = make_dataset(out_dir, n, seed=seed, size=_parse_size(size), test_fraction=test_fraction,
+                            workers=workers, overwrite=overwrite)
+    except (FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {n} samples to {path} in {time.time() - t0:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------- train
+@main.group()
+def train() -> None:
+    """Quantization-aware training (checkpoints in OUT; --resume continues)."""
+
+
+@train.command("tryon")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Data set root.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--steps", default=6000, show_default=True)
+@click.option("--batch", default=16, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True)
+@click.option("--widths", default="16,32,64,64", show_default=True, help="Channels per U-Net level.")
+@click.option("--size", default="64x48", show_default=True, help="Image size HxW.")
+@click.option("--weight-bits", default=4, show_default=True)
+@click.option("--act-bits", default=4, show_default=True)
+@click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: float, widths: str,
+                    size: str, weight_bits: int, act_bits: int, float_twin: bool, seed: int,
+                    threads: int | None, resume: bool) -> None:
+    """Train the try-on generator (L1 + PatchGAN); writes metrics.json, loss.png, generator.pt."""
+    from .train import TryOnTrainConfig, train_tryon
+
+    cfg = TryOnTrainConfig(data=str(data_dir), out=str(out_dir), steps=steps, batch=batch, lr=lr,
+                           widths=tuple(int(w) for w in widths.split(",")), size=_parse_size(size),
+                           quantized=not float_twin, weight_bits=weight_bits, act_bits=act_bits,
+                           seed=seed, threads=threads)
+    try:
+        result = train_tryon(cfg, resume=resume)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    m = result["held_out"]
+    click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
+
+
+@train.command("dcgan")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--steps", default=3000, show_default=True)
+@click.option("--batch", default=32, show_default=True)
+@click.option("--lr", default=2e-4, show_default=True)
+@click.option("--ngf", default=16, show_default=True, help="Generator width (64 = classic DCGAN-64).")
+@click.option("--nz", default=64, show_default=True, help="Latent size.")
+@click.option("--garments", default=4000, show_default=True, help="Rendered training garments.")
+@click.option("--data-seed", default=1, show_default=True)
+@click.option("--weight-bits", default=4, show_default=True)
+@click.option("--act-bits", default=4, show_default=True)
+@click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, nz: int, garments: int,
+                    data_seed: int, weight_bits: int, act_bits: int, float_twin: bool, seed: int,
+                    threads: int | None, resume: bool) -> None:
+    """Train the garment design generator (DCGAN) on rendered in-shop garments."""
+    from .train import DCGANTrainConfig, train_dcgan
+
+    cfg = DCGANTrainConfig(out=str(out_dir), garments=garments, data_seed=data_seed, steps=steps,
+                           batch=batch, lr=lr, nz=nz, ngf=ngf, quantized=not float_twin,
+                           weight_bits=weight_bits, act_bits=act_bits, seed=seed, threads=threads)
+    try:
+        result = train_dcgan(cfg, resume=resume)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"final losses {result['final_losses']} -> {out_dir / 'generator.pt'}")
+
+
+# ---------------------------------------------------------------------------------------- export
+def _weights_for(model: str) -> tuple[Path, str]:
+    """A zoo name or a checkpoint path -> (weights file, model name)."""
+    from .models.zoo import ZOO, zoo_path
+
+    if model in ZOO:
+        return zoo_path(model), model
+    path = Path(model)
+    if path.suffix == ".pt":
+        if not path.is_file():
+            _fail(f"weights file not found: {path}")
+        return path, path.stem
+    _fail(f"unknown model {model!r}: give a zoo name ({', '.join(ZOO)}) or a .pt checkpoint")
+    raise AssertionError
+
+
+@main.command()
+@click.argument("model")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--check", "check_inputs", default=64, show_default=True,
+              help="Random inputs for the PyTorch / qonnx / ONNX Runtime bit-exactness check (0: skip).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the check inputs.")
+def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
+    """Export MODEL (zoo name or .pt) to QONNX, QCDQ ONNX and model.json in OUT."""
+    from .artifacts import export_weights
+    from .models.zoo import ZooError
+
+    weights, name = _weights_for(model)
+    t0 = time.time()
+    try:
+        result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
+    except ZooError as exc:
+        _fail(str(exc))
+    click.echo(f"exported {name} to {out_dir} in {time.time() - t0:.1f} s")
+    for key in ("qonnx", "qcdq"):
+        click.echo(f"  {key}: {out_dir / result.spec['files'][key]}")
+    if report is not None:
+        status = "BIT-EXACT" if report.bit_exact else "MISMATCH"
+        click.echo(f"  check: {status}: {report.summary()}")
+        if not report.bit_exact:
+            sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------- jobs
+def _open_accelerator(model: str, artifact: Path | None, backend: str):
+    from .artifacts import zoo_artifact
+    from .models.zoo import ZooError
+    from .runtime import Accelerator, ArtifactError
+
+    try:
+        path = artifact if artifact is not None else zoo_artifact(model)
+        return Accelerator.open(path, backend=backend)
+    except (ZooError, ArtifactError, ValueError) as exc:
+        _fail(str(exc))
+
+
+_backend_option = click.option("--backend", default="cpu", show_default=True,
+                               help="Where to run: cpu (ONNX Runtime), sim, pynq or auto.")
+_artifact_option = click.option("--artifact", type=click.Path(path_type=Path), default=None,
+                                help="An exported artifact directory (default: the zoo model).")
+
+
+@main.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Data set root.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--person", default=None, help="Person image name (e.g. 000123_00.png).")
+@click.option("--cloth", default=None, help="In-shop garment image name.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output PNG (one pair).")
+@click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), default=None,
+              help="A pairs file (person cloth per line) to dress many.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=None, help="Output folder for --pairs.")
+@_backend_option
+@_artifact_option
+def tryon(data_dir: Path, split: str, person: str | None, cloth: str | None, output: Path | None,
+          pairs_file: Path | None, out_dir: Path | None, backend: str, artifact: Path | None) -> None:
+    """Dress a person in a garment (one pair, or every pair of a pairs file)."""
+    from .app import run_tryon
+    from .data import DatasetError
+    from .data.viton import _read_pairs
+    from .runtime import InputError
+
+    if pairs_file is not None:
+        if out_dir is None:
+            _fail("--pairs needs --out-dir")
+        try:
+            pairs = _read_pairs(pairs_file)
+        except DatasetError as exc:
+            _fail(str(exc))
+    elif person and cloth and output:
+        pairs = [(person, cloth)]
+    else:
+        _fail("give --person, --cloth and -o OUT.png, or --pairs FILE and --out-dir DIR")
+    acc = _open_accelerator("tryon", artifact, backend)
+    t0 = time.time()
+    try:
+        results = run_tryon(acc, data_dir, pairs, split=split)
+    except (DatasetError, InputError) as exc:
+        _fail(str(exc))
+    if pairs_file is None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(results[0].result).save(output)
+        click.echo(f"wrote {output} ({acc.backend_name} backend, {time.time() - t0:.2f} s)")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        Image.fromarray(r.result).save(out_dir / f"{Path(r.person_name).stem}__{Path(r.cloth_name).stem}.png")
+    click.echo(f"wrote {len(results)} try-ons to {out_dir} ({acc.backend_name} backend, "
+               f"{time.time() - t0:.2f} s)")
+
+
+@main.command()
+@click.option("-n", "count", default=16, show_default=True, help="Number of garments.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("designs.png"), show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the latent vectors.")
+@_backend_option
+@_artifact_option
+def design(count: int, output: Path, seed: int, backend: str, artifact: Path | None) -> None:
+    """Generate new garments with the design generator and save them as a grid."""
+    from .app import image_grid, run_design
+
+    if count < 1:
+        _fail("-n must be at least 1")
+    acc = _open_accelerator("dcgan", artifact, backend)
+    images = run_design(acc, count, seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(images).save(output)
+    click.echo(f"wrote {output} ({count} designs, {acc.backend_name} backend)")
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
+@click.option("--pairs", "n_pairs", default=6, show_default=True, help="Try-on rows to show.")
+@_backend_option
+def demo(out_dir: Path, n_pairs: int, backend: str) -> None:
+    """Make a small synthetic test set, run try-on and design, write build/demo/*.png."""
+    from .demo import run_demo
+
+    run_demo(out_dir, n_pairs=n_pairs, backend=backend, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

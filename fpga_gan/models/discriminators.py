@@ -1,0 +1,31 @@
+"""Float discriminators; only generators go to the FPGA, so these stay unquantized."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def _down(cin: int, cout: int, norm: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(nn.InstanceNorm2d(cout, affine=True))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class PatchDiscriminator(nn.Sequential):
+    """pix2pix PatchGAN: one real/fake logit per overlapping patch of (condition, image)."""
+
+    def __init__(self, in_channels: int, ndf: int = 32) -> None:
+        super().__init__(*_down(in_channels, ndf, norm=False), *_down(ndf, ndf * 2),
+                         nn.Conv2d(ndf * 2, ndf * 4, 3, 1, 1), nn.InstanceNorm2d(ndf * 4, affine=True),
+                         nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ndf * 4, 1, 3, 1, 1))
+
+
+class DCGANDiscriminator(nn.Sequential):
+    """The DCGAN-64 discriminator (64x64 image to one logit)."""
+
+    def __init__(self, ndf: int = 32, in_channels: int = 3) -> None:
+        super().__init__(*_down(in_channels, ndf, norm=False), *_down(ndf, ndf * 2),
+                         *_down(ndf * 2, ndf * 4), *_down(ndf * 4, ndf * 8),
+                         nn.Conv2d(ndf * 8, 1, 4, 1, 0), nn.Flatten())

@@ -1,0 +1,98 @@
+"""The model zoo: generator configurations and the trained weights shipped in ``fpga_gan/zoo``.
+
+A checkpoint file holds the constructor arguments next to the state dict, so a zoo entry (or any
+checkpoint written by ``fpga-gan train``) rebuilds exactly the network that was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .dcgan import DCGANGenerator
+from .layers import QuantSpec
+from .tryon import TryOnGenerator
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+ARCHITECTURES = {"tryon": TryOnGenerator, "dcgan": DCGANGenerator}
+# name -> (architecture, file of the W4A4 weights, file of the float twin's weights)
+ZOO: dict[str, tuple[str, str, str]] = {
+    "tryon": ("tryon", "tryon_w4a4.pt", "tryon_float.pt"),
+    "dcgan": ("dcgan", "dcgan_w4a4.pt", "dcgan_float.pt"),
+}
+
+
+class ZooError(Exception):
+    """Unknown model name, or its weights are missing or unreadable."""
+
+
+def build(arch: str, config: dict[str, Any]) -> nn.Module:
+    """Construct an architecture from a JSON-able config (``spec`` None means float twin)."""
+    if arch not in ARCHITECTURES:
+        raise ZooError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    kwargs = dict(config)
+    spec = kwargs.pop("spec", None)
+    kwargs["spec"] = QuantSpec(**spec) if spec else None
+    for key in ("widths", "image_size"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    return ARCHITECTURES[arch](**kwargs)
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """The constructor arguments of a generator, for checkpoints."""
+    spec = asdict(model.spec) if model.spec is not None else None
+    if isinstance(model, TryOnGenerator):
+        return {"widths": list(model.widths), "spec": spec, "in_channels": model.in_channels,
+                "image_size": list(model.image_size)}
+    if isinstance(model, DCGANGenerator):
+        return {"nz": model.nz, "ngf": model.ngf, "spec": spec}
+    raise TypeError(f"not a zoo architecture: {type(model).__name__}")
+
+
+def arch_of(model: nn.Module) -> str:
+    return "tryon" if isinstance(model, TryOnGenerator) else "dcgan"
+
+
+def save_generator(model: nn.Module, path: str | Path, extra: dict | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"arch": arch_of(model), "config": model_config(model),
+                "state_dict": model.state_dict(), **(extra or {})}, tmp)
+    tmp.replace(path)
+
+
+def load_generator(path: str | Path) -> nn.Module:
+    """Load a generator saved by :func:`save_generator` (or a training checkpoint), in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"weights file not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        model = build(blob["arch"], blob["config"])
+        model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["generator"])
+    except ZooError:
+        raise
+    except Exception as exc:  # corrupt file, wrong format, mismatched shapes
+        raise ZooError(f"cannot load generator weights from {path}: {exc}") from exc
+    return model.eval()
+
+
+def zoo_path(name: str, float_twin: bool = False) -> Path:
+    if name not in ZOO:
+        raise ZooError(f"unknown model {name!r}; the zoo has: {', '.join(ZOO)}")
+    return ZOO_DIR / ZOO[name][2 if float_twin else 1]
+
+
+def load_zoo_model(name: str, float_twin: bool = False) -> nn.Module:
+    """A shipped generator by name ('tryon', 'dcgan'), quantized or its float twin."""
+    path = zoo_path(name, float_twin)
+    if not path.is_file():
+        raise ZooError(f"the shipped weights for {name!r} are missing ({path}); "
+                       f"retrain them with the command in {ZOO_DIR / 'README.md'}")
+    return load_generator(path)

@@ -1,0 +1,99 @@
+"""What both training loops share: seeding, checkpoints with resume, and the loss-curve plot."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_run(out: str | Path, seed: int, threads: int | None) -> Path:
+    """Create the run directory, pin CPU threads and seed every generator before building models."""
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    return out
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Checkpointer:
+    """Atomic checkpoints in ``out_dir/checkpoint.pt``; an interrupted run resumes from the last one."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / "checkpoint.pt"
+
+    def save(self, modules: dict[str, torch.nn.Module | torch.optim.Optimizer], state: TrainState,
+             config: dict[str, Any], rng: torch.Generator) -> None:
+        blob = {name: m.state_dict() for name, m in modules.items()}
+        blob.update(step=state.step, history=state.history, metrics=state.metrics, config=config,
+                    rng=rng.get_state(), torch_rng=torch.get_rng_state())
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(self.path)
+
+    def load(self, modules: dict[str, torch.nn.Module | torch.optim.Optimizer], rng: torch.Generator,
+             config: dict[str, Any]) -> TrainState:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {self.path}")
+        blob = torch.load(self.path, map_location="cpu", weights_only=False)
+        mismatched = {k for k in ("arch", "model_config") if blob["config"].get(k) != config.get(k)}
+        if mismatched:
+            raise ValueError(f"--resume: checkpoint {self.path} was trained with a different "
+                             f"{', '.join(sorted(mismatched))}: {blob['config']}")
+        for name, m in modules.items():
+            m.load_state_dict(blob[name])
+        rng.set_state(blob["rng"])
+        torch.set_rng_state(blob["torch_rng"])
+        return TrainState(blob["step"], blob["history"], blob["metrics"])
+
+
+def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Loss curves (smoothed) to a PNG, so a run can be judged at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    steps = np.array([h["step"] for h in history])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in [k for k in history[0] if k != "step"]:
+        values = np.array([h[key] for h in history], dtype=float)
+        k = max(1, len(values) // 50)
+        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1:], smooth, label=key)
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

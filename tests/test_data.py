@@ -89,7 +89,7 @@ def test_agnostic_does_not_depend_on_garment():
 def test_agnostic_greys_the_clothing_region():
     s = render_sample(2)
     grey = np.all(s.agnostic == 128, axis=-1)
-    assert grey.mean() > 0.1
+    assert grey.mean() > 0.03
     neck_x, neck_y = s.keypoints[1, :2]
     hip_y = s.keypoints[8, 1]
     assert grey[int((neck_y + hip_y) / 2), int(neck_x)]          # mid torso is hidden

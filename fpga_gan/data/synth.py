@@ -31,7 +31,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the pictures a seed produces change; recorded in dataset.json.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 #: OpenPose COCO-18 order. "r" is the PERSON's right, i.e. the image's left for a front view.
 KEYPOINT_NAMES = (
@@ -832,9 +832,26 @@ def _render_person(p: PersonParams, g: GarmentParams, size: tuple[int, int]
             _paint_sleeve(cv, g, _sleeve_path(g, p, sk, s), frame.ax, zone, shade=True)
     _paint_head(cv, p, sk)
     person = cv.downsample()
-    cv.paint(zone, (AGNOSTIC_GREY,) * 3)
-    agnostic = cv.downsample()
-    return person, agnostic, _keypoints(sk, size)
+    return person, _render_agnostic(p, sk, size), _keypoints(sk, size)
+
+
+def _render_agnostic(p: PersonParams, sk: _Skeleton, size: tuple[int, int]) -> np.ndarray:
+    """The person without the top garment: torso and arms as a grey body silhouette.
+
+    Like the body-shape channel of VITON / CP-VTON, the silhouette tells the generator where the
+    body is without revealing anything of the garment worn (it is drawn from the person alone;
+    legwear, head and background stay as they are).
+    """
+    cv = _background(p, size)
+    _shadow(cv, sk)
+    _paint_hair_back(cv, p, sk)
+    _paint_legs(cv, p, sk)
+    grey = replace(p, skin=(AGNOSTIC_GREY,) * 3)
+    _paint_torso(cv, grey, sk)
+    for s in _arm_order(p):
+        _paint_arm(cv, grey, sk, s)
+    _paint_head(cv, p, sk)
+    return cv.downsample()
 
 
 def _render_shop(g: GarmentParams, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

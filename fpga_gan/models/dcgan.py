@@ -29,7 +29,7 @@ class DCGANGenerator(nn.Module):
             conv_transpose2d(ngf * 2, ngf, 4, 2, 1, spec=spec), relu(spec),                      # 32x32
             conv_transpose2d(ngf, out_channels, 4, 2, 1, spec=spec, weight_bits=io_bits),         # 64x64
         )
-        self.out = image_output(spec)
+        self.out = image_output(spec, straight_through=True)
         init_for_relu(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

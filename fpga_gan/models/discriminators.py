@@ -23,9 +23,17 @@ class PatchDiscriminator(nn.Sequential):
 
 
 class DCGANDiscriminator(nn.Sequential):
-    """The DCGAN-64 discriminator (64x64 image to one logit)."""
+    """The DCGAN-64 discriminator (64x64 image to one logit), spectrally normalised.
+
+    Spectral norm instead of batch norm keeps the discriminator Lipschitz, so it cannot win
+    outright against a 4-bit generator that starts far from the data (the plain DCGAN recipe
+    collapsed to a fixed checkerboard here).
+    """
 
     def __init__(self, ndf: int = 32, in_channels: int = 3) -> None:
-        super().__init__(*_down(in_channels, ndf, norm=False), *_down(ndf, ndf * 2),
-                         *_down(ndf * 2, ndf * 4), *_down(ndf * 4, ndf * 8),
-                         nn.Conv2d(ndf * 8, 1, 4, 1, 0), nn.Flatten())
+        sn = nn.utils.parametrizations.spectral_norm
+        chans = [in_channels, ndf, ndf * 2, ndf * 4, ndf * 8]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        super().__init__(*layers, sn(nn.Conv2d(ndf * 8, 1, 4, 1, 0)), nn.Flatten())

@@ -114,12 +114,34 @@ def latent_input(spec: QuantSpec | None, max_abs: float = 4.0) -> nn.Module:
     return qnn.QuantIdentity(act_quant=_const_int_quant(spec.io_bits, max_abs))
 
 
-def image_output(spec: QuantSpec | None) -> nn.Module:
-    """Output quantizer: [0, 1) in steps of 1/256, so the output codes are the 8-bit pixels."""
+class StraightThroughClamp(nn.Module):
+    """Clamp forward, identity backward: the float twin of a straight-through output quantizer."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + (x.clamp(self.lo, self.hi) - x).detach()
+
+
+def image_output(spec: QuantSpec | None, straight_through: bool = False) -> nn.Module:
+    """Output quantizer: [0, 1) in steps of 1/256, so the output codes are the 8-bit pixels.
+
+    ``straight_through`` lets gradients pass saturated pixels. An unconditional GAN needs it: once
+    its generator pushes the white background past 1.0, a plain clamp blocks every gradient there
+    and training never recovers. The forward result is the same either way.
+    """
+    hi = 1.0 - 1.0 / 256
     if spec is None:
-        return nn.Hardtanh(0.0, 1.0 - 1.0 / 256)
+        return StraightThroughClamp(0.0, hi) if straight_through else nn.Hardtanh(0.0, hi)
     qnn = _brevitas()[0]
-    return qnn.QuantIdentity(act_quant=_const_uint_quant(spec.io_bits, 1.0))
+    quant = _const_uint_quant(spec.io_bits, 1.0)
+    if straight_through:
+        from brevitas.core.function_wrapper.ops_ste import TensorClampSte
+
+        quant = quant.let(tensor_clamp_impl=TensorClampSte)
+    return qnn.QuantIdentity(act_quant=quant)
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:

@@ -31,6 +31,8 @@ class DCGANTrainConfig:
     quantized: bool = True
     weight_bits: int = 4
     act_bits: int = 4
+    act_max: float = 4.0
+    lr_d: float | None = None
     seed: int = 0
     checkpoint_every: int = 250
     threads: int | None = None
@@ -54,11 +56,12 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a garment design generator; returns a summary with final losses."""
     out = prepare_run(cfg.out, cfg.seed, cfg.threads)
     real_all = torch.from_numpy(garment_images(cfg.garments, cfg.data_seed)).float() / 256.0
-    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits) if cfg.quantized else None
+    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits, act_max=cfg.act_max) \
+        if cfg.quantized else None
     gen = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, spec=spec)
     disc = DCGANDiscriminator(ndf=cfg.ndf)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d or cfg.lr, betas=(0.5, 0.999))
     modules = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d}
     run_config = {"arch": "dcgan", "model_config": model_config(gen), "train": asdict(cfg)}
     ckpt, rng = Checkpointer(out), torch.Generator().manual_seed(cfg.seed)
@@ -72,7 +75,7 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
         real = real_all[idx] * 2 - 1  # the discriminator sees [-1, 1)
         fake = gen(sample_latents(cfg.batch, cfg.nz, rng)) * 2 - 1
         d_real, d_fake = disc(real), disc(fake.detach())
-        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 0.9)) + \
+        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
             F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         opt_d.zero_grad()
         loss_d.backward()

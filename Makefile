@@ -9,14 +9,17 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FINN_PLUS_VERSION := 1.6.1
 PYTEST_ARGS ?=
+TRYON_STEPS ?= 12000
+DCGAN_STEPS ?= 3000
 
-.PHONY: install demo test test-fast bench-cpu clean help
+.PHONY: install demo test bench-cpu weights clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
 	@echo "make test      set up .venv if needed, then run the whole test suite"
 	@echo "make install   set up .venv only"
 	@echo "make bench-cpu measure CPU inference speed of the generators"
+	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +42,17 @@ test: $(STAMP)
 
 bench-cpu: $(STAMP)
 	$(PY) benchmarks/cpu_inference.py
+
+WEIGHTS_DATA := build/data/synth-16k
+FG := $(VENV)/bin/fpga-gan
+weights: $(STAMP)
+	test -d $(WEIGHTS_DATA) || $(FG) data make --out $(WEIGHTS_DATA) --n 16000 --seed 0 --size 64x48
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out build/train/tryon_w4a4 --steps $(TRYON_STEPS) --threads 1 & \
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out build/train/tryon_float --steps $(TRYON_STEPS) --threads 1 --float & \
+	wait
+	$(FG) train dcgan --out build/train/dcgan_w4a4 --steps $(DCGAN_STEPS) --threads 1
+	$(FG) train dcgan --out build/train/dcgan_float --steps $(DCGAN_STEPS) --threads 1 --float
+	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs build/train
 
 clean:
 	rm -rf build dist *.egg-info

@@ -23,6 +23,7 @@ from fpga_gan.data import (
     sample_garment_params,
     sample_seed,
     tryon_input,
+    align_cloth,
 )
 from fpga_gan.data import synth
 
@@ -170,9 +171,23 @@ def test_tryon_input_packing():
     np.testing.assert_array_equal(x[:3], s.agnostic.transpose(2, 0, 1))
     np.testing.assert_array_equal(x[3:21], hm)
     np.testing.assert_array_equal(x[21:], s.cloth.transpose(2, 0, 1))
-    np.testing.assert_array_equal(tryon_input(s), x)           # item form (keypoints -> heatmaps)
+    aligned = align_cloth(s.cloth, s.cloth_mask, s.keypoints)
+    np.testing.assert_array_equal(tryon_input(s), tryon_input(s.agnostic, hm, aligned))  # item form
     with pytest.raises(ValueError):
         tryon_input(s.agnostic, hm[:17], s.cloth)
+
+
+def test_align_cloth_puts_the_garment_on_the_torso():
+    s = render_sample(6)
+    aligned = align_cloth(s.cloth, s.cloth_mask, s.keypoints)
+    covered = aligned.any(axis=-1)
+    neck, r_hip, l_hip = s.keypoints[1, :2], s.keypoints[8, :2], s.keypoints[11, :2]
+    cx, cy = (neck + (r_hip + l_hip) / 2) / 2
+    assert covered[int(cy), int(cx)]                              # mid torso has garment
+    assert not covered[: int(s.keypoints[0, 1])].any()            # nothing above the nose
+    no_pose = s.keypoints.copy()
+    no_pose[2, 2] = 0                                             # a shoulder not detected
+    assert not align_cloth(s.cloth, s.cloth_mask, no_pose).any()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .viton import (
     DatasetError,
     TryOnDataset,
     TryOnItem,
+    align_cloth,
     load_arrays,
     pose_heatmaps,
     tryon_input,
@@ -37,5 +38,5 @@ __all__ = [
     "GarmentParams", "PersonParams", "TryOnSample", "make_dataset", "render_garment", "render_sample",
     "render_tryon", "sample_garment_params", "sample_person_params", "sample_seed",
     "BODY25_TO_COCO18", "TRYON_IN_CHANNELS", "DatasetError", "TryOnDataset", "TryOnItem",
-    "load_arrays", "pose_heatmaps", "tryon_input",
+    "align_cloth", "load_arrays", "pose_heatmaps", "tryon_input",
 ]

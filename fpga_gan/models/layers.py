@@ -27,6 +27,9 @@ class QuantSpec:
     act_bits: int = 4
     io_bits: int = 8  # input quantizer, first and last layer weights, output quantizer
     act_max: float = 4.0  # hidden activations live in [0, act_max): scale act_max / 2**act_bits
+    # False: every hidden activation on one constant grid. True: each ReLU learns its own
+    # power-of-two scale (initialised at act_max), tied across the two inputs of a skip concat.
+    learned_act_scale: bool = False
 
 
 def _brevitas():
@@ -90,11 +93,20 @@ def conv_transpose2d(cin: int, cout: int, k: int, stride: int, padding: int, *,
                                     bias_quant=_bias_quant() if bias else None)
 
 
-def relu(spec: QuantSpec | None) -> nn.Module:
-    """Hidden activation: a ReLU quantized to ``act_bits`` unsigned on the shared constant grid."""
+def relu(spec: QuantSpec | None, share_scale_with: nn.Module | None = None) -> nn.Module:
+    """Hidden activation: a ReLU quantized to ``act_bits`` unsigned with a power-of-two scale.
+
+    ``share_scale_with`` (another quantized ReLU) makes both use one quantizer, so the two
+    branches of a skip-connection concat stay on the same integer grid.
+    """
     if spec is None:
         return nn.ReLU()
     qnn = _brevitas()[0]
+    if share_scale_with is not None and spec.learned_act_scale:
+        return qnn.QuantReLU(act_quant=share_scale_with.act_quant)
+    if spec.learned_act_scale:
+        UintMaxInit = _brevitas()[5]
+        return qnn.QuantReLU(act_quant=UintMaxInit.let(bit_width=spec.act_bits, max_val=spec.act_max))
     return qnn.QuantReLU(act_quant=_const_uint_quant(spec.act_bits, spec.act_max))
 
 

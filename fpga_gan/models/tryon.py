@@ -49,12 +49,13 @@ class TryOnGenerator(nn.Module):
         self.enc2 = _Block(w1, w2, 4, 2, spec)                                     # H/4
         self.enc3 = _Block(w2, w3, 4, 2, spec)                                     # H/8
         self.mid = _Block(w3, w3, 3, 1, spec)
-        self.up2 = nn.Sequential(conv_transpose2d(w3, w2, 4, 2, 1, spec=spec), relu(spec))
+        # Each upsampled branch shares its quantizer with the skip it is concatenated with.
+        self.up2 = nn.Sequential(conv_transpose2d(w3, w2, 4, 2, 1, spec=spec), relu(spec, self.enc2[1]))
         self.dec2 = _Block(2 * w2, w2, 3, 1, spec)
-        self.up1 = nn.Sequential(conv_transpose2d(w2, w1, 4, 2, 1, spec=spec), relu(spec))
+        self.up1 = nn.Sequential(conv_transpose2d(w2, w1, 4, 2, 1, spec=spec), relu(spec, self.enc1[1]))
         self.dec1 = _Block(2 * w1, w1, 3, 1, spec)
         self.up0 = nn.Upsample(scale_factor=2, mode="nearest")
-        self.up0_conv = _Block(w1, w0, 3, 1, spec)
+        self.up0_conv = nn.Sequential(conv2d(w1, w0, 3, 1, 1, spec=spec), relu(spec, self.enc0[1]))
         self.dec0 = _Block(2 * w0, w0, 3, 1, spec)
         self.head = conv2d(w0, out_channels, 3, 1, 1, spec=spec, weight_bits=io_bits)
         self.out = image_output(spec)

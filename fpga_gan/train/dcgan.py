@@ -1,4 +1,9 @@
-"""Quantization-aware training of the garment design generator (DCGAN, non-saturating GAN loss)."""
+"""Quantization-aware training of the garment design generator.
+
+VAE-GAN: a float encoder maps real garments to latents, the quantized DCGAN generator must
+reconstruct them (L1) and its samples from N(0, 1) must fool a spectrally normalised
+discriminator (the standard non-saturating GAN loss). Only the generator is deployed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models.dcgan import DCGANGenerator
-from ..models.discriminators import DCGANDiscriminator
+from ..models.discriminators import DCGANDiscriminator, GarmentEncoder
 from ..models.layers import QuantSpec
 from ..models.zoo import model_config, save_generator
 from .common import Checkpointer, TrainState, plot_losses, prepare_run, write_json
@@ -33,6 +38,9 @@ class DCGANTrainConfig:
     act_bits: int = 4
     act_max: float = 4.0
     lr_d: float | None = None
+    rec_weight: float = 1.0
+    kl_weight: float = 0.01
+    adv_weight: float = 0.02
     seed: int = 0
     checkpoint_every: int = 250
     threads: int | None = None
@@ -60,9 +68,10 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
         if cfg.quantized else None
     gen = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, spec=spec)
     disc = DCGANDiscriminator(ndf=cfg.ndf)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    enc = GarmentEncoder(cfg.nz)
+    opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters()], lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d or cfg.lr, betas=(0.5, 0.999))
-    modules = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d}
+    modules = {"generator": gen, "discriminator": disc, "encoder": enc, "opt_g": opt_g, "opt_d": opt_d}
     run_config = {"arch": "dcgan", "model_config": model_config(gen), "train": asdict(cfg)}
     ckpt, rng = Checkpointer(out), torch.Generator().manual_seed(cfg.seed)
     state = ckpt.load(modules, rng, run_config) if resume else TrainState()
@@ -72,7 +81,11 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
     while state.step < cfg.steps:
         gen.train()
         idx = torch.randint(0, len(real_all), (cfg.batch,), generator=rng)
-        real = real_all[idx] * 2 - 1  # the discriminator sees [-1, 1)
+        real01 = real_all[idx]
+        real = real01 * 2 - 1  # the discriminator and encoder see [-1, 1)
+        mu, logvar = enc(real)
+        z_post = mu + torch.randn(mu.shape, generator=rng) * (0.5 * logvar).exp()
+        recon = gen(z_post[:, :, None, None])
         fake = gen(sample_latents(cfg.batch, cfg.nz, rng)) * 2 - 1
         d_real, d_fake = disc(real), disc(fake.detach())
         loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
@@ -81,14 +94,18 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
         loss_d.backward()
         opt_d.step()
         d_gen = disc(fake)
-        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        loss_adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        loss_rec = F.l1_loss(recon, real01)
+        loss_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean()
+        loss_g = cfg.rec_weight * loss_rec + cfg.kl_weight * loss_kl + cfg.adv_weight * loss_adv
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
-        state.step += 1
-        state.history.append({"step": state.step, "g": loss_g.item(), "d": loss_d.item()})
+        state.history.append({"step": state.step + 1, "rec": loss_rec.item(), "kl": loss_kl.item(),
+                              "g": loss_adv.item(), "d": loss_d.item()})
         bar.update(1)
-        bar.set_postfix(g=f"{loss_g.item():.3f}", d=f"{loss_d.item():.3f}")
+        bar.set_postfix(rec=f"{loss_rec.item():.3f}", g=f"{loss_adv.item():.2f}", d=f"{loss_d.item():.2f}")
+        state.step += 1
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
             ckpt.save(modules, state, run_config, rng)
             plot_losses(state.history, out / "loss.png", f"DCGAN ({'W4A4' if spec else 'float'})")
@@ -96,7 +113,7 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
 
     tail = state.history[-200:]
     result = {"model": "dcgan", "quantized": cfg.quantized, "config": run_config,
-              "final_losses": {k: float(np.mean([h[k] for h in tail])) for k in ("g", "d")},
+              "final_losses": {k: float(np.mean([h[k] for h in tail])) for k in ("rec", "kl", "g", "d")},
               "train_seconds_this_run": round(time.time() - started, 1)}
     save_generator(gen, out / "generator.pt", {"metrics": result["final_losses"]})
     write_json(out / "metrics.json", result)

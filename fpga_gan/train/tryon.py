@@ -32,6 +32,8 @@ class TryOnTrainConfig:
     quantized: bool = True
     weight_bits: int = 4
     act_bits: int = 4
+    learned_act_scale: bool = False
+    init_from: str | None = None  # generator .pt (e.g. the trained float twin) to start QAT from
     seed: int = 0
     train_limit: int | None = None
     eval_limit: int = 256
@@ -61,6 +63,21 @@ def evaluate(model: TryOnGenerator, x: np.ndarray, y: np.ndarray) -> dict[str, f
     return {"psnr": psnr, "ssim": ssim, "images": int(len(x))}
 
 
+def init_from_weights(model: torch.nn.Module, path: str) -> None:
+    """Start from another run's weights (QAT from a trained float twin converges far faster).
+
+    Every convolution weight and bias must be present; quantizer parameters may be missing.
+    """
+    from ..models.zoo import load_generator
+
+    source = load_generator(path).state_dict()
+    missing, unexpected = model.load_state_dict(source, strict=False)
+    lost = [k for k in missing if k.endswith((".weight", ".bias"))]
+    if lost or unexpected:
+        raise ValueError(f"--init-from {path}: architecture differs (missing {lost[:4]}, "
+                         f"unexpected {unexpected[:4]})")
+
+
 def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a try-on generator; returns the final held-out metrics."""
     from ..data import load_arrays
@@ -71,9 +88,12 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
     test = load_arrays(cfg.data, "test", size=size, limit=cfg.eval_limit)
     if train["y"] is None or test["y"] is None:
         raise ValueError(f"{cfg.data}: every training and test pair needs a target image")
-    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits) if cfg.quantized else None
+    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits,
+                     learned_act_scale=cfg.learned_act_scale) if cfg.quantized else None
     gen = TryOnGenerator(widths=tuple(cfg.widths), spec=spec, in_channels=train["x"].shape[1],
                          image_size=size)
+    if cfg.init_from and not resume:
+        init_from_weights(gen, cfg.init_from)
     disc = PatchDiscriminator(train["x"].shape[1] + 3)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))

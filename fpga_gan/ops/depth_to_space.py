@@ -1,0 +1,123 @@
+"""DepthToSpace on NHWC streams (the interleaving step of the sub-pixel transposed convolution).
+
+Channel order (exactly ONNX ``DepthToSpace(mode="CRD")`` applied to the equivalent NCHW tensor):
+input channel ``c*b*b + qh*b + qw`` of pixel ``(h, w)`` becomes channel ``c`` of output pixel
+``(h*b + qh, w*b + qw)``::
+
+    out[n, h*b + qh, w*b + qw, c] = in[n, h, w, c*b*b + qh*b + qw]
+
+This is the order ``fpga_gan.compiler.passes.subpixel`` uses for the stacked output phases.
+Note that ONNX's *default* mode is "DCR" (``qh*b*C + qw*C + c``); a conversion pass must only map
+CRD DepthToSpace nodes (or permute the producing weights) onto this op.
+
+The RTL (``hw/rtl/depth_to_space.v``) moves one element per beat: the upstream MVAU's PE output
+is narrowed by a data width converter. Its ping-pong row buffer holds two input rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import (
+    GanHWOp,
+    GanRTLMixin,
+    buffer_bram18,
+    buffer_lutram_luts,
+    ceil_log2,
+    counter_luts,
+)
+
+
+def depth_to_space_nhwc(x: np.ndarray, block: int) -> np.ndarray:
+    """Golden model: NHWC DepthToSpace, CRD channel order (see the module docstring)."""
+    n, h, w, cbb = x.shape
+    b = int(block)
+    if cbb % (b * b):
+        raise ValueError(f"channels {cbb} not divisible by block^2 = {b * b}")
+    c = cbb // (b * b)
+    y = x.reshape(n, h, w, c, b, b)          # [n, h, w, c, qh, qw]
+    y = y.transpose(0, 1, 4, 2, 5, 3)        # [n, h, qh, w, qw, c]
+    return y.reshape(n, h * b, w * b, c)
+
+
+class DepthToSpace(GanHWOp):
+    """Streaming NHWC DepthToSpace (CRD order): (1, H, W, C*b*b) -> (1, H*b, W*b, C)."""
+
+    def get_nodeattr_types(self):
+        attrs = {
+            # input spatial size [H, W]
+            "ImgDim": ("ints", True, []),
+            # output channels C (the input carries C * BlockSize^2)
+            "NumChannels": ("i", True, 0),
+            # block size b (upscaling per spatial axis)
+            "BlockSize": ("i", True, 0),
+        }
+        attrs.update(super().get_nodeattr_types())
+        return attrs
+
+    def _problems(self):
+        out = []
+        dims = list(self.get_nodeattr("ImgDim"))
+        if len(dims) != 2 or min(dims, default=0) < 1:
+            out.append(f"ImgDim must be [H, W] with H, W >= 1 (got {dims})")
+        if self.get_nodeattr("NumChannels") < 1:
+            out.append("NumChannels must be >= 1")
+        if self.get_nodeattr("BlockSize") < 1:
+            out.append("BlockSize must be >= 1")
+        if len(self.onnx_node.input) != 1 or len(self.onnx_node.output) != 1:
+            out.append("needs exactly one input and one output")
+        return out
+
+    def get_normal_input_shape(self, ind=0):
+        h, w = self.get_nodeattr("ImgDim")
+        b = self.get_nodeattr("BlockSize")
+        return (1, h, w, self.get_nodeattr("NumChannels") * b * b)
+
+    def get_normal_output_shape(self, ind=0):
+        h, w = self.get_nodeattr("ImgDim")
+        b = self.get_nodeattr("BlockSize")
+        return (1, h * b, w * b, self.get_nodeattr("NumChannels"))
+
+    def _row_elems(self) -> int:
+        _, w = self.get_nodeattr("ImgDim")
+        return w * int(np.prod(self.get_normal_input_shape()[3:]))
+
+    def get_exp_cycles(self):
+        # one element per cycle on both ports, plus one input row of latency
+        return int(np.prod(self.get_normal_input_shape())) + self._row_elems()
+
+    def bram_estimation(self, fpgapart=None):
+        return buffer_bram18(2 * self._row_elems(), self.get_input_datatype().bitwidth())
+
+    def lut_estimation(self, fpgapart=None):
+        # buffer (if LUTRAM) + counters (write, c, qw, w, qh) + 4 address adders + control
+        depth = 2 * self._row_elems()
+        aw = ceil_log2(depth)
+        _, w = self.get_nodeattr("ImgDim")
+        b = self.get_nodeattr("BlockSize")
+        ctr = counter_luts(self._row_elems(), self.get_nodeattr("NumChannels"), b, w, b)
+        return buffer_lutram_luts(depth, self.get_input_datatype().bitwidth()) + ctr + 5 * aw + 8
+
+    def golden(self, context):
+        x = self._check_input(context)
+        y = depth_to_space_nhwc(x, self.get_nodeattr("BlockSize"))
+        context[self.onnx_node.output[0]] = np.asarray(y, dtype=np.float32)
+
+    def execute_node(self, context, graph):
+        self.golden(context)
+
+
+class DepthToSpace_rtl(GanRTLMixin, DepthToSpace):
+    """RTL backend: ``hw/rtl/depth_to_space.v`` under a FINN wrapper (``depth_to_space_template.v``)."""
+
+    CORE = "depth_to_space.v"
+    TEMPLATE = "depth_to_space_template.v"
+
+    def template_values(self):
+        _, w = self.get_nodeattr("ImgDim")
+        return {
+            "ELEM_BITS": self.get_input_datatype().bitwidth(),
+            "IMG_W": w,
+            "CHANNELS": self.get_nodeattr("NumChannels"),
+            "BLOCK": self.get_nodeattr("BlockSize"),
+        }

@@ -1,0 +1,208 @@
+// Streaming DepthToSpace (NHWC, CRD channel order), one element per beat.
+//
+// Input : an NHWC feature map of IMG_W pixels per row and CHANNELS*BLOCK*BLOCK channels, streamed
+//         in row-major order (h, w, channel), one element per beat.
+// Output: the NHWC map with BLOCK times the rows and columns and CHANNELS channels, streamed as
+//         (oh, ow, c), one element per beat.
+// Mapping (ONNX DepthToSpace mode "CRD" on the equivalent NCHW tensor):
+//         out[h*BLOCK + qh][w*BLOCK + qw][c] = in[h][w][c*BLOCK*BLOCK + qh*BLOCK + qw]
+//
+// Architecture: a ping-pong row buffer of 2 x ROW elements (ROW = IMG_W*CHANNELS*BLOCK*BLOCK, one
+// input row, which is exactly the data of BLOCK output rows). The writer fills one bank in input
+// order while the reader emits the other bank in output order, so the layer moves one element
+// per cycle in steady state on both ports; the latency is one input row. The buffer has one
+// write and one registered read port (block-RAM inferable); the registered read data is the
+// output register itself, so m_axis_tdata/tvalid come straight from flops. Image height is not
+// needed: rows simply follow each other (the image count is unbounded).
+//
+// Ports follow FINN: clock ap_clk, active-low synchronous reset ap_rst_n; AXI-Stream without
+// tlast/tkeep. FINN pads stream widths to whole bytes in its wrapper; this core uses the exact
+// element width.
+`timescale 1ns / 1ps
+`default_nettype none
+
+module depth_to_space #(
+    // Bits per element (the FINN datatype's bitwidth); the core only moves bits, sign is irrelevant.
+    parameter integer ELEM_BITS = 8,
+    // Input image width W in pixels (the output is BLOCK*W wide).
+    parameter integer IMG_W = 4,
+    // Output channels C (the input carries C*BLOCK*BLOCK channels).
+    parameter integer CHANNELS = 1,
+    // Block size b (spatial upscaling factor per axis), >= 1; 1 is an identity with one row of latency.
+    parameter integer BLOCK = 2
+) (
+    input  wire                 ap_clk,
+    input  wire                 ap_rst_n,
+
+    input  wire [ELEM_BITS-1:0] s_axis_tdata,
+    input  wire                 s_axis_tvalid,
+    output wire                 s_axis_tready,
+
+    output wire [ELEM_BITS-1:0] m_axis_tdata,
+    output wire                 m_axis_tvalid,
+    input  wire                 m_axis_tready
+);
+
+    // Elaboration-time parameter checks (each fails with a readable message).
+    generate
+        if (ELEM_BITS < 1) begin : g_bad_elem_bits
+            $fatal(1, "depth_to_space: ELEM_BITS must be >= 1 (got %0d)", ELEM_BITS);
+        end
+        if (IMG_W < 1) begin : g_bad_img_w
+            $fatal(1, "depth_to_space: IMG_W must be >= 1 (got %0d)", IMG_W);
+        end
+        if (CHANNELS < 1) begin : g_bad_channels
+            $fatal(1, "depth_to_space: CHANNELS must be >= 1 (got %0d)", CHANNELS);
+        end
+        if (BLOCK < 1) begin : g_bad_block
+            $fatal(1, "depth_to_space: BLOCK must be >= 1 (got %0d)", BLOCK);
+        end
+        if (BLOCK >= 1 && CHANNELS >= 1 && IMG_W >= 1
+                && 64'd2 * IMG_W * CHANNELS * BLOCK * BLOCK > 64'd1073741824) begin : g_bad_size
+            $fatal(1, "depth_to_space: row buffer of 2*IMG_W*CHANNELS*BLOCK^2 elements exceeds 2^30");
+        end
+    endgenerate
+
+    localparam integer BB    = BLOCK * BLOCK;
+    localparam integer ROW   = IMG_W * CHANNELS * BB;       // elements in one input row (= one bank)
+    localparam integer DEPTH = 2 * ROW;                     // both banks
+    localparam integer AW    = (DEPTH > 2) ? $clog2(DEPTH) : 1;
+    localparam integer CW    = (CHANNELS > 1) ? $clog2(CHANNELS) : 1;
+    localparam integer BW    = (BLOCK > 1) ? $clog2(BLOCK) : 1;
+    localparam integer XW    = (IMG_W > 1) ? $clog2(IMG_W) : 1;
+
+    // Sized constants (address arithmetic stays AW bits wide).
+    localparam [AW-1:0] A_ROW      = AW'(ROW);
+    localparam [AW-1:0] A_ROW_LAST = AW'(ROW - 1);
+    localparam [AW-1:0] A_BB       = AW'(BB);
+    localparam [AW-1:0] A_PIX      = AW'(CHANNELS * BB);     // elements per input pixel
+    localparam [AW-1:0] A_BLOCK    = AW'(BLOCK);
+    localparam [CW-1:0] C_LAST     = CW'(CHANNELS - 1);
+    localparam [BW-1:0] B_LAST     = BW'(BLOCK - 1);
+    localparam [XW-1:0] X_LAST     = XW'(IMG_W - 1);
+
+    // Row buffer: bank 0 at [0, ROW), bank 1 at [ROW, 2*ROW).
+    reg [ELEM_BITS-1:0] mem [0:DEPTH-1];
+    reg [1:0]           full;        // bank holds a complete input row not yet read out
+
+    // ---------------------------------------------------------------- writer (input order)
+    reg          wbank;
+    reg [AW-1:0] wcnt;               // element index within the bank
+    wire         wr_fire = s_axis_tvalid && s_axis_tready;
+    wire         wr_last = wr_fire && (wcnt == A_ROW_LAST);
+    wire [AW-1:0] waddr  = (wbank ? A_ROW : {AW{1'b0}}) + wcnt;
+
+    assign s_axis_tready = !full[wbank];
+
+    always @(posedge ap_clk) begin
+        if (wr_fire) mem[waddr] <= s_axis_tdata;
+    end
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            wbank <= 1'b0;
+            wcnt  <= {AW{1'b0}};
+        end else if (wr_fire) begin
+            if (wr_last) begin
+                wbank <= !wbank;
+                wcnt  <= {AW{1'b0}};
+            end else begin
+                wcnt <= wcnt + 1'b1;
+            end
+        end
+    end
+
+    // ---------------------------------------------------------------- reader (output order)
+    // Loop nest, innermost first: c (output channel), qw, w, qh.
+    // Address = bank base + w*C*BB (pix_base) + c*BB (c_off) + qh*BLOCK (qh_off) + qw.
+    reg          rbank;
+    reg [CW-1:0] c;
+    reg [BW-1:0] qw, qh;
+    reg [XW-1:0] w;
+    reg [AW-1:0] pix_base, c_off, qh_off, qw_off;
+    reg [ELEM_BITS-1:0] rdata;
+    reg          out_valid;
+
+    wire c_wrap  = (c  == C_LAST);
+    wire qw_wrap = c_wrap && (qw == B_LAST);
+    wire w_wrap  = qw_wrap && (w == X_LAST);
+    wire qh_wrap = w_wrap && (qh == B_LAST);
+
+    wire          rd_en = full[rbank] && (!out_valid || m_axis_tready);
+    wire          rd_last = rd_en && qh_wrap;
+    wire [AW-1:0] raddr = (rbank ? A_ROW : {AW{1'b0}}) + pix_base + c_off + qh_off + qw_off;
+
+    assign m_axis_tdata  = rdata;
+    assign m_axis_tvalid = out_valid;
+
+    always @(posedge ap_clk) begin
+        if (rd_en) rdata <= mem[raddr];
+    end
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            rbank     <= 1'b0;
+            c         <= {CW{1'b0}};
+            qw        <= {BW{1'b0}};
+            qh        <= {BW{1'b0}};
+            w         <= {XW{1'b0}};
+            pix_base  <= {AW{1'b0}};
+            c_off     <= {AW{1'b0}};
+            qh_off    <= {AW{1'b0}};
+            qw_off    <= {AW{1'b0}};
+            out_valid <= 1'b0;
+        end else begin
+            if (rd_en) begin
+                out_valid <= 1'b1;
+            end else if (m_axis_tready) begin
+                out_valid <= 1'b0;
+            end
+            if (rd_en) begin
+                if (!c_wrap) begin
+                    c     <= c + 1'b1;
+                    c_off <= c_off + A_BB;
+                end else begin
+                    c     <= {CW{1'b0}};
+                    c_off <= {AW{1'b0}};
+                    if (!qw_wrap) begin
+                        qw     <= qw + 1'b1;
+                        qw_off <= qw_off + 1'b1;
+                    end else begin
+                        qw     <= {BW{1'b0}};
+                        qw_off <= {AW{1'b0}};
+                        if (!w_wrap) begin
+                            w        <= w + 1'b1;
+                            pix_base <= pix_base + A_PIX;
+                        end else begin
+                            w        <= {XW{1'b0}};
+                            pix_base <= {AW{1'b0}};
+                            if (!qh_wrap) begin
+                                qh     <= qh + 1'b1;
+                                qh_off <= qh_off + A_BLOCK;
+                            end else begin
+                                qh     <= {BW{1'b0}};
+                                qh_off <= {AW{1'b0}};
+                                rbank  <= !rbank;
+                            end
+                        end
+                    end
+                end
+            end
+        end
+    end
+
+    // ---------------------------------------------------------------- bank bookkeeping
+    // The writer only sets the flag of a bank that is empty and the reader only clears the flag of
+    // a full bank, so the two never touch the same bank in one cycle.
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            full <= 2'b00;
+        end else begin
+            if (wr_last) full[wbank] <= 1'b1;
+            if (rd_last) full[rbank] <= 1'b0;
+        end
+    end
+
+endmodule
+
+`default_nettype wire

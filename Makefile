@@ -9,8 +9,10 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FINN_PLUS_VERSION := 1.6.1
 PYTEST_ARGS ?=
-TRYON_STEPS ?= 12000
-DCGAN_STEPS ?= 3000
+QAT_INIT_STEPS ?= 5000
+TRYON_FLOAT_STEPS ?= 10000
+TRYON_QAT_STEPS ?= 6000
+DCGAN_ARGS ?= --steps 1500 --ngf 32 --lr 5e-4 --adv-weight 0.005 --threads 1
 
 .PHONY: install demo test bench-cpu weights clean help
 
@@ -45,14 +47,20 @@ bench-cpu: $(STAMP)
 
 WEIGHTS_DATA := build/data/synth-16k
 FG := $(VENV)/bin/fpga-gan
+TRAIN := build/train
+# The shipped try-on W4A4 is QAT fine-tuned from the float twin at step $(QAT_INIT_STEPS); the
+# float run then resumes (exactly) to its final step count. See fpga_gan/zoo/README.md.
 weights: $(STAMP)
 	test -d $(WEIGHTS_DATA) || $(FG) data make --out $(WEIGHTS_DATA) --n 16000 --seed 0 --size 64x48
-	$(FG) train tryon --data $(WEIGHTS_DATA) --out build/train/tryon_w4a4 --steps $(TRYON_STEPS) --threads 1 & \
-	$(FG) train tryon --data $(WEIGHTS_DATA) --out build/train/tryon_float --steps $(TRYON_STEPS) --threads 1 --float & \
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(QAT_INIT_STEPS) --threads 1
+	cp $(TRAIN)/tryon_float/generator.pt $(TRAIN)/tryon_float_5k.pt
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(TRYON_FLOAT_STEPS) --threads 1 --resume & \
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_w4a4 --steps $(TRYON_QAT_STEPS) --learned-act-scale \
+		--init-from $(TRAIN)/tryon_float_5k.pt --threads 1 & \
+	$(FG) train dcgan --out $(TRAIN)/dcgan_w4a4 $(DCGAN_ARGS) --learned-act-scale & \
+	$(FG) train dcgan --out $(TRAIN)/dcgan_float $(DCGAN_ARGS) --float & \
 	wait
-	$(FG) train dcgan --out build/train/dcgan_w4a4 --steps $(DCGAN_STEPS) --threads 1
-	$(FG) train dcgan --out build/train/dcgan_float --steps $(DCGAN_STEPS) --threads 1 --float
-	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs build/train
+	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
 
 clean:
 	rm -rf build dist *.egg-info

@@ -33,6 +33,12 @@ def _command(run: dict) -> str:
         cmd = (f"fpga-gan train dcgan --out build/train/{{RUN}} --steps {t['steps']} --batch {t['batch']} "
                f"--lr {t['lr']} --ngf {t['ngf']} --nz {t['nz']} --garments {t['garments']} "
                f"--data-seed {t['data_seed']} --seed {t['seed']}")
+    if t.get("learned_act_scale"):
+        cmd += " --learned-act-scale"
+    if t.get("init_from"):
+        cmd += f" --init-from {t['init_from']}"
+    if run["model"] == "dcgan" and "adv_weight" in t:
+        cmd += f" --adv-weight {t['adv_weight']}"
     if t.get("threads"):
         cmd += f" --threads {t['threads']}"
     if t.get("quantized", True):

@@ -37,6 +37,7 @@ class DCGANTrainConfig:
     weight_bits: int = 4
     act_bits: int = 4
     act_max: float = 4.0
+    learned_act_scale: bool = False
     lr_d: float | None = None
     rec_weight: float = 1.0
     kl_weight: float = 0.01
@@ -64,8 +65,8 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
     """Train (or resume) a garment design generator; returns a summary with final losses."""
     out = prepare_run(cfg.out, cfg.seed, cfg.threads)
     real_all = torch.from_numpy(garment_images(cfg.garments, cfg.data_seed)).float() / 256.0
-    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits, act_max=cfg.act_max) \
-        if cfg.quantized else None
+    spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits, act_max=cfg.act_max,
+                     learned_act_scale=cfg.learned_act_scale) if cfg.quantized else None
     gen = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, spec=spec)
     disc = DCGANDiscriminator(ndf=cfg.ndf)
     enc = GarmentEncoder(cfg.nz)

@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 QAT_INIT_STEPS ?= 5000
 TRYON_FLOAT_STEPS ?= 10000
 TRYON_QAT_STEPS ?= 6000
-DCGAN_ARGS ?= --steps 1500 --ngf 32 --lr 5e-4 --adv-weight 0.005 --threads 1
+DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 
 .PHONY: install demo test bench-cpu weights clean help
 
@@ -57,8 +57,9 @@ weights: $(STAMP)
 	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(TRYON_FLOAT_STEPS) --threads 1 --resume & \
 	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_w4a4 --steps $(TRYON_QAT_STEPS) --learned-act-scale \
 		--init-from $(TRAIN)/tryon_float_5k.pt --threads 1 & \
-	$(FG) train dcgan --out $(TRAIN)/dcgan_w4a4 $(DCGAN_ARGS) --learned-act-scale & \
-	$(FG) train dcgan --out $(TRAIN)/dcgan_float $(DCGAN_ARGS) --float & \
+	$(FG) train dcgan --out $(TRAIN)/dcgan_float $(DCGAN_ARGS) --steps 1500 --float && \
+	$(FG) train dcgan --out $(TRAIN)/dcgan_w4a4 $(DCGAN_ARGS) --steps 1000 --learned-act-scale \
+		--init-from $(TRAIN)/dcgan_float/generator.pt & \
 	wait
 	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
 

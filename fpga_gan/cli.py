@@ -118,13 +118,15 @@ def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: f
 @click.option("--act-bits", default=4, show_default=True)
 @click.option("--learned-act-scale", is_flag=True, help="Learn a power-of-two scale per ReLU.")
 @click.option("--adv-weight", default=0.02, show_default=True, help="Weight of the GAN loss.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start from these generator weights (e.g. the trained float twin).")
 @click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=None, type=int, help="Torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, nz: int, garments: int,
                     data_seed: int, weight_bits: int, act_bits: int, learned_act_scale: bool,
-                    adv_weight: float, float_twin: bool, seed: int, threads: int | None,
+                    adv_weight: float, init_from: Path | None, float_twin: bool, seed: int, threads: int | None,
                     resume: bool) -> None:
     """Train the garment design generator (DCGAN) on rendered in-shop garments."""
     from .train import DCGANTrainConfig, train_dcgan
@@ -132,8 +134,8 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
     cfg = DCGANTrainConfig(out=str(out_dir), garments=garments, data_seed=data_seed, steps=steps,
                            batch=batch, lr=lr, nz=nz, ngf=ngf, quantized=not float_twin,
                            weight_bits=weight_bits, act_bits=act_bits,
-                           learned_act_scale=learned_act_scale, adv_weight=adv_weight, seed=seed,
-                           threads=threads)
+                           learned_act_scale=learned_act_scale, adv_weight=adv_weight,
+                           init_from=str(init_from) if init_from else None, seed=seed, threads=threads)
     try:
         result = train_dcgan(cfg, resume=resume)
     except (FileNotFoundError, ValueError) as exc:

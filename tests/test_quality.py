@@ -34,7 +34,12 @@ def test_ssim_on_unseen_pairs(unseen_tryons):
 
 
 def test_the_chosen_garment_is_the_one_worn(unseen_tryons):
-    """The torso colour of each result matches its own garment better than most other garments."""
+    """The torso colour of each result matches its own garment rather than the other 31.
+
+    By chance a result would match its own ground truth best 1 time in 32 and rank it in the top
+    three 3 times in 32; a generator that ignores the garment input fails this by far. (Arms in
+    front of the torso and fine patterns keep the shipped model below 100 %.)
+    """
     samples, out = unseen_tryons
 
     def torso_colour(img_chw: np.ndarray, kp: np.ndarray) -> np.ndarray:
@@ -47,7 +52,8 @@ def test_the_chosen_garment_is_the_one_worn(unseen_tryons):
     truths = np.stack([torso_colour(s.person.transpose(2, 0, 1).astype(float), s.keypoints) for s in samples])
     dist = np.linalg.norm(results[:, None, :] - truths[None, :, :], axis=-1)  # result i vs truth j
     own_rank = (dist < np.diag(dist)[:, None]).sum(axis=1)  # how many other garments fit better
-    assert np.mean(own_rank <= 2) >= 0.75, own_rank
+    assert np.mean(own_rank == 0) >= 0.4, own_rank
+    assert np.mean(own_rank <= 2) >= 0.65, own_rank
 
 
 MIN_SSIM = 0.80

@@ -34,7 +34,7 @@ def test_dcgan_training_runs(tmp_path):
     cfg = DCGANTrainConfig(out=str(tmp_path), garments=16, steps=2, batch=4, ngf=4, ndf=8,
                            checkpoint_every=1)
     result = train_dcgan(cfg)
-    assert set(result["final_losses"]) == {"g", "d"}
+    assert set(result["final_losses"]) == {"rec", "kl", "g", "d"}
     assert load_generator(tmp_path / "generator.pt").ngf == 4
 
 

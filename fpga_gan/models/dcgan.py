@@ -31,6 +31,18 @@ class DCGANGenerator(nn.Module):
         )
         self.out = image_output(spec, straight_through=True)
         init_for_relu(self)
+        # Start from a flat mid-grey image: a generator without normalisation that starts with
+        # large outputs saturates at white and stops learning.
+        last = self.body[-1]
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            last.bias.fill_(0.5)
+
+    def raw(self, z: torch.Tensor) -> torch.Tensor:
+        """The output before the output quantizer, for losses that need a gradient everywhere."""
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        return self.body(self.inp(z))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:

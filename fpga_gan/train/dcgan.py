@@ -38,6 +38,7 @@ class DCGANTrainConfig:
     act_bits: int = 4
     act_max: float = 4.0
     learned_act_scale: bool = False
+    init_from: str | None = None  # generator .pt (the trained float twin) to start QAT from
     lr_d: float | None = None
     rec_weight: float = 1.0
     kl_weight: float = 0.01
@@ -70,7 +71,11 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
     gen = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, spec=spec)
     disc = DCGANDiscriminator(ndf=cfg.ndf)
     enc = GarmentEncoder(cfg.nz)
-    opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters()], lr=cfg.lr, betas=(0.5, 0.999))
+    if cfg.init_from and not resume:
+        from .tryon import init_from_weights
+
+        init_from_weights(gen, cfg.init_from)
+    opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters()], lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d or cfg.lr, betas=(0.5, 0.999))
     modules = {"generator": gen, "discriminator": disc, "encoder": enc, "opt_g": opt_g, "opt_d": opt_d}
     run_config = {"arch": "dcgan", "model_config": model_config(gen), "train": asdict(cfg)}
@@ -86,7 +91,7 @@ def train_dcgan(cfg: DCGANTrainConfig, resume: bool = False) -> dict:
         real = real01 * 2 - 1  # the discriminator and encoder see [-1, 1)
         mu, logvar = enc(real)
         z_post = mu + torch.randn(mu.shape, generator=rng) * (0.5 * logvar).exp()
-        recon = gen(z_post[:, :, None, None])
+        recon = gen.raw(z_post[:, :, None, None])  # unclamped: pixels past white still get a gradient
         fake = gen(sample_latents(cfg.batch, cfg.nz, rng)) * 2 - 1
         d_real, d_fake = disc(real), disc(fake.detach())
         loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \

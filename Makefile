@@ -11,7 +11,7 @@ FINN_PLUS_VERSION := 1.6.1
 PYTEST_ARGS ?=
 QAT_INIT_STEPS ?= 5000
 TRYON_FLOAT_STEPS ?= 10000
-TRYON_QAT_STEPS ?= 6000
+TRYON_QAT_STEPS ?= 9000
 DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 
 .PHONY: install demo test bench-cpu weights clean help

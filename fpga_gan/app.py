@@ -35,8 +35,7 @@ def run_tryon(acc: Accelerator, data_dir: str | Path, pairs: list[tuple[str, str
     """Dress each (person, cloth) pair of a VITON-HD style data set with the try-on generator."""
     from .data import TryOnDataset, tryon_input
 
-    ds = TryOnDataset(data_dir, split, size=_model_size(acc))
-    ds.pairs = list(pairs)
+    ds = TryOnDataset(data_dir, split, size=_model_size(acc), pairs=pairs)
     items = [ds[i] for i in range(len(ds))]
     results: list[TryOnResult] = []
     for start in range(0, len(items), batch):

@@ -221,14 +221,14 @@ def tryon(data_dir: Path, split: str, person: str | None, cloth: str | None, out
     """Dress a person in a garment (one pair, or every pair of a pairs file)."""
     from .app import run_tryon
     from .data import DatasetError
-    from .data.viton import _read_pairs
+    from .data.viton import read_pairs
     from .runtime import InputError
 
     if pairs_file is not None:
         if out_dir is None:
             _fail("--pairs needs --out-dir")
         try:
-            pairs = _read_pairs(pairs_file)
+            pairs = read_pairs(pairs_file)
         except DatasetError as exc:
             _fail(str(exc))
     elif person and cloth and output:

@@ -36,6 +36,7 @@ __all__ = [
     "tryon_input",
     "align_cloth",
     "load_arrays",
+    "read_pairs",
 ]
 
 #: Generator input channels: agnostic RGB (3) + pose heatmaps (18) + in-shop cloth RGB (3).
@@ -223,7 +224,7 @@ def _load_keypoints(path: Path, orig: tuple[int, int], size: tuple[int, int]) ->
     return kp
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
+def read_pairs(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DatasetError(f"missing pairs file: {path}")
     pairs = []
@@ -251,7 +252,8 @@ class TryOnDataset:
     """
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (64, 48),
-                 pairs_file: str | Path | None = None) -> None:
+                 pairs_file: str | Path | None = None,
+                 pairs: list[tuple[str, str]] | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"data set root not found: {self.root}")
@@ -261,7 +263,8 @@ class TryOnDataset:
             raise DatasetError(f"split directory not found: {self.dir}")
         self.size = (int(size[0]), int(size[1]))
         self.pairs_file = Path(pairs_file) if pairs_file is not None else self.root / f"{split}_pairs.txt"
-        self.pairs = _read_pairs(self.pairs_file)
+        # Explicit pairs (e.g. one person and one garment chosen by a user) replace the file.
+        self.pairs = list(pairs) if pairs is not None else read_pairs(self.pairs_file)
 
     def __len__(self) -> int:
         return len(self.pairs)

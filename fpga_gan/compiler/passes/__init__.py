@@ -4,22 +4,7 @@ They run between Brevitas' QONNX export and FINN's dataflow conversion, turning 
 lacks efficient hardware for into ones it streams (or into fpga_gan's RTL ops).
 """
 
-from .subpixel import (
-    LowerConvTransposeToSubPixel,
-    SubPixelGeometry,
-    check_lowerable,
-    macs_zero_free,
-    macs_zero_insertion,
-    subpixel_geometry,
-    subpixel_weight,
-)
+from . import subpixel
+from .subpixel import *  # noqa: F403 - the pass and its helpers, listed in subpixel.__all__
 
-__all__ = [
-    "LowerConvTransposeToSubPixel",
-    "SubPixelGeometry",
-    "check_lowerable",
-    "macs_zero_free",
-    "macs_zero_insertion",
-    "subpixel_geometry",
-    "subpixel_weight",
-]
+__all__ = list(subpixel.__all__)

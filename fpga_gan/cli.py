@@ -285,3 +285,38 @@ def demo(out_dir: Path, n_pairs: int, backend: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("compile")
+@click.argument("model")
+@click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")
+@click.option("--target-fps", type=float, default=None,
+              help="Frames per second to fold for (default: the fastest folding that fits the board).")
+@click.option("--clock-mhz", type=float, default=None, help="Clock (default: the board's usual clock).")
+@click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
+              help="A FINN folding JSON ({node: {PE, SIMD}}) to apply instead of automatic folding.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Build directory (default: build/<model>-<board>/).")
+def compile_cmd(model: str, board: str, target_fps: float | None, clock_mhz: float | None,
+                folding_file: Path | None, out_dir: Path | None) -> None:
+    """Compile MODEL (a zoo name or a Brevitas QONNX file) into one dataflow partition of RTL layers.
+
+    Vivado-free: stops at the folded, estimated RTL graph and writes report.json, report.md and
+    cycles.png into the build directory. Every stage is checked bit-exact against the QONNX model.
+    """
+    from .compiler.errors import CompileError
+    from .compiler.pipeline import CompileConfig, compile_model
+
+    cfg = CompileConfig(model=model, board=board, target_fps=target_fps, clock_mhz=clock_mhz,
+                        folding_file=folding_file, out_dir=out_dir, log=click.echo)
+    try:
+        result = compile_model(cfg)
+    except CompileError as err:
+        _fail(str(err))
+        return
+    totals, report = result.report["totals"], result.report
+    click.echo(f"{report['model']} on {report['board']} at {report['clock_mhz']:g} MHz: "
+               f"{totals['fps']:,.0f} FPS ({totals['cycles_per_frame']:,} cycles per frame), "
+               f"LUT {totals['lut']:,.0f}, BRAM18 {totals['bram18']:,.0f}, URAM {totals['uram']:,.0f}, "
+               f"DSP {totals['dsp']:,.0f}")
+    click.echo(f"report: {result.build_dir / 'report.md'}")

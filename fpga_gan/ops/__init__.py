@@ -31,8 +31,34 @@ custom_op = {
     "StreamingConcat_rtl": StreamingConcat_rtl,
 }
 
+FINN_RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+
+
+def register_with_finn() -> None:
+    """Make our ``*_rtl`` classes resolvable in FINN's RTL domain.
+
+    FINN's tooling (``is_rtl_node``, dataflow analysis, SetFolding, PrepareIP, IP stitching) only
+    recognises specialized layers whose domain is ``finn.custom_op.fpgadataflow.rtl``. The
+    backend-neutral ops stay in our own domain; after specialization a node moves to FINN's RTL
+    domain, where qonnx finds the class through this registration (FINN's plugin mechanism is
+    this same dict). Idempotent; the names do not collide with FINN's own layers.
+    """
+    import finn.custom_op.fpgadataflow.rtl as finn_rtl
+
+    for name, cls in custom_op.items():
+        if name.endswith("_rtl"):
+            existing = finn_rtl.custom_op.get(name)
+            if existing is not None and existing is not cls:
+                raise RuntimeError(f"FINN already defines {name}; fpga_gan's op would shadow it")
+            finn_rtl.custom_op[name] = cls
+
+
+register_with_finn()
+
 __all__ = [
     "DOMAIN",
+    "FINN_RTL_DOMAIN",
+    "register_with_finn",
     "DepthToSpace",
     "DepthToSpace_rtl",
     "DuplicateStreams",

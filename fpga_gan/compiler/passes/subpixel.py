@@ -143,6 +143,12 @@ def subpixel_geometry(node: NodeProto, model: ModelWrapper) -> SubPixelGeometry:
     kh, kw = weight.value.shape[2:]
     s = int(_attr(node, "strides", [1, 1])[0])
     pt, pl, pb, pr = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
+    in_shape = model.get_tensor_shape(node.input[0])
+    if in_shape is not None and tuple(in_shape[2:]) == (1, 1) and kh == kw and not (pt or pl or pb or pr):
+        # One input pixel: the stride never matters, so take s = k. The layer becomes a 1x1
+        # convolution (a matrix-vector product) and a DepthToSpace(k) instead of a k x k
+        # convolution over a (2k-1)^2 padded image that is almost all zeros (the DCGAN stem).
+        s = int(kh)
     h = _axis_plan(kh, s, pt, pb)
     w = _axis_plan(kw, s, pl, pr)
     return SubPixelGeometry(

@@ -1,0 +1,95 @@
+"""Per-layer estimates for the report, and the zero-free vs zero-insertion comparison.
+
+The zero-insertion figures are not a formula of ours: each transposed convolution is rebuilt as
+a one-layer model, lowered by FINN's own ``InferPixelPaddingDeconv`` route, converted to FINN's
+MVAU and folded to the same PE x SIMD as our sub-pixel MVAU, and FINN's estimates are read off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+__all__ = ["deconv_comparison", "node_estimates"]
+
+
+def _attr_or(inst, name: str, default: int = 1) -> int:
+    try:
+        return int(inst.get_nodeattr(name))
+    except (AttributeError, Exception):  # noqa: BLE001 - qonnx raises AttributeError or KeyError variants
+        return default
+
+
+def _macs(inst) -> int:
+    try:
+        counts = inst.get_op_and_param_counts()
+    except Exception:  # noqa: BLE001 - data-movement layers have no op counts
+        return 0
+    return int(sum(v for k, v in counts.items() if k.startswith("op_mac")))
+
+
+def node_estimates(model: ModelWrapper, fpgapart: str) -> list[dict]:
+    rows = []
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        res = inst.node_res_estimation(fpgapart)
+        rows.append({
+            "name": node.name, "op_type": node.op_type,
+            "pe": _attr_or(inst, "PE"), "simd": _attr_or(inst, "SIMD"),
+            "macs": _macs(inst), "cycles": int(inst.get_exp_cycles()),
+            "lut": float(res.get("LUT", 0)), "bram18": float(res.get("BRAM_18K", 0)),
+            "uram": float(res.get("URAM", 0)), "dsp": float(res.get("DSP", 0)),
+        })
+    return rows
+
+
+def _largest_divisor_at_most(n: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
+def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
+    """(MACs, cycles) of FINN's pixel-padding route for the ConvTranspose in ``record``."""
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+        InferQuantizedMatrixVectorActivation,
+    )
+    from finn.transformation.fpgadataflow.infer_pixel_padding_deconv import InferPixelPaddingDeconv
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    cin, cout, k, s, p, h, w = (record[x] for x in ("cin", "cout", "k", "s", "p", "h", "w"))
+    hout, wout = s * (h - 1) + k - 2 * p, s * (w - 1) + k - 2 * p
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, h, w])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, hout, wout])
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", kernel_shape=[k, k], strides=[s, s],
+                            pads=[p, p, p, p], group=1, dilations=[1, 1])
+    model = ModelWrapper(helper.make_model(helper.make_graph([node], "zero_insertion", [x], [y])))
+    model.set_initializer("w", np.ones((cin, cout, k, k), np.float32))
+    model.set_tensor_datatype("x", DataType["UINT4"])
+    model.set_tensor_datatype("w", DataType["INT4"])
+    model = model.transform(InferShapes()).transform(InferPixelPaddingDeconv()).transform(InferShapes())
+    model = model.transform(InferDataTypes()).transform(InferQuantizedMatrixVectorActivation())
+    mvau = getCustomOp(model.get_nodes_by_op_type("MVAU")[0])
+    mh, mw = mvau.get_nodeattr("MH"), mvau.get_nodeattr("MW")
+    pe = _largest_divisor_at_most(mh, pe_simd)
+    simd = _largest_divisor_at_most(mw, max(1, pe_simd // pe))
+    mvau.set_nodeattr("PE", pe)
+    mvau.set_nodeattr("SIMD", simd)
+    return _macs(mvau), int(mvau.get_exp_cycles())
+
+
+def deconv_comparison(records: list[dict], nodes: list[dict]) -> list[dict]:
+    """Pair each transposed convolution (in graph order) with the sub-pixel MVAU that replaced it:
+    the MVAUs directly followed by a DepthToSpace, in the same order."""
+    subpixel = [nodes[i] for i in range(len(nodes) - 1)
+                if nodes[i]["op_type"].startswith("MVAU") and nodes[i + 1]["op_type"].startswith("DepthToSpace")]
+    out = []
+    for record, mvau in zip(records, subpixel):
+        macs_zi, cycles_zi = zero_insertion_mvau(record, mvau["pe"] * mvau["simd"])
+        out.append({"name": record["name"], "macs_zero_free": mvau["macs"], "macs_useful": record["macs_useful"],
+                    "macs_zero_insertion": macs_zi, "cycles_zero_free": mvau["cycles"],
+                    "cycles_zero_insertion": cycles_zi, "pe_x_simd": mvau["pe"] * mvau["simd"],
+                    "input": [record["h"], record["w"]], "kernel": record["k"], "stride": record["s"]})
+    return out

@@ -1,0 +1,151 @@
+"""Turn the streamlined NHWC graph into hardware layers, and pick the RTL implementation of each.
+
+FINN infers its own layers (thresholding, MVAU, sliding window + padding, crop). The skip
+connections need stream forks and channel concatenation, which finn-plus has only as HLS; they
+become fpga_gan's RTL ops (:mod:`fpga_gan.ops`). Everything that is still not a hardware layer
+afterwards, between the input and the output scale, is reported by :func:`unsupported_nodes`.
+"""
+
+from __future__ import annotations
+
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import get_by_name
+
+from ...ops import DOMAIN, FINN_RTL_DOMAIN
+
+__all__ = ["ConvertToGANHWLayers", "InferStreamingConcat", "InferDuplicateStreams", "specialize_rtl",
+           "unsupported_nodes"]
+
+_FINN_HW = "finn.custom_op.fpgadataflow"
+# What may stay outside the dataflow partition: layout changes and the output scale at the ends.
+_BOUNDARY_OPS = {"Transpose", "Mul", "Reshape"}
+_WHAT_TO_CHANGE = {
+    "ConvTranspose": "use k % s == 0 (e.g. k4 s2 p1), group 1, equal strides",
+    "Resize": "use nearest upsampling by an integer factor followed by a convolution",
+    "MultiThreshold": "keep activations quantized with per-tensor power-of-two scales",
+    "Mul": "use power-of-two scales and no batch norm between convolution and activation",
+    "Add": "fold the bias into the convolution; residual adds are not supported yet",
+    "Conv": "use quantized weights (Brevitas QuantConv2d) and a quantized input",
+    "MatMul": "use quantized weights and a quantized input",
+}
+
+
+def _is_nhwc_4d(model: ModelWrapper, name: str) -> bool:
+    shape = model.get_tensor_shape(name)
+    return shape is not None and len(shape) == 4
+
+
+class InferStreamingConcat(Transformation):
+    """Channel Concat of NHWC streams -> fpga_gan ``StreamingConcat``."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            if node.op_type != "Concat" or node.domain:
+                continue
+            axis = helper.get_attribute_value(get_by_name(node.attribute, "axis"))
+            if not all(_is_nhwc_4d(model, i) for i in node.input) or axis not in (3, -1):
+                continue
+            shapes = [model.get_tensor_shape(i) for i in node.input]
+            dtypes = {model.get_tensor_datatype(i) for i in node.input}
+            if len(dtypes) != 1 or not next(iter(dtypes)).is_integer():
+                continue
+            new = helper.make_node("StreamingConcat", list(node.input), list(node.output), domain=DOMAIN,
+                                   backend="fpgadataflow", name=node.name, ImgDim=list(shapes[0][1:3]),
+                                   ChannelsPerStream=[s[3] for s in shapes],
+                                   inputDataType=next(iter(dtypes)).name)
+            at = list(model.graph.node).index(node)
+            model.graph.node.remove(node)
+            model.graph.node.insert(at, new)
+            return model, True
+        return model, False
+
+
+class InferDuplicateStreams(Transformation):
+    """A stream read by several hardware layers -> fpga_gan ``DuplicateStreams`` feeding each."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            for out in node.output:
+                consumers = model.find_consumers(out) or []
+                if len(consumers) < 2 or not _is_nhwc_4d(model, out):
+                    continue
+                _, h, w, c = model.get_tensor_shape(out)
+                dtype = model.get_tensor_datatype(out)
+                copies = [model.make_new_valueinfo_name() for _ in consumers]
+                for copy, consumer in zip(copies, consumers):
+                    model.set_tensor_shape(copy, [1, h, w, c])
+                    model.set_tensor_datatype(copy, dtype)
+                    for i, name in enumerate(consumer.input):
+                        if name == out:
+                            consumer.input[i] = copy
+                dup = helper.make_node("DuplicateStreams", [out], copies, domain=DOMAIN, backend="fpgadataflow",
+                                       name=f"DuplicateStreams_{out}", ImgDim=[h, w], NumChannels=c,
+                                       NumOutputStreams=len(copies), inputDataType=dtype.name)
+                model.graph.node.insert(list(model.graph.node).index(node) + 1, dup)
+                return model, True
+        return model, False
+
+
+class ConvertToGANHWLayers(Transformation):
+    """FINN's layer inference in its builder's order, then the skip-connection ops."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+        from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+            InferQuantizedMatrixVectorActivation,
+        )
+        from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+
+        # thresholds first, so they stay standalone layers (MVAU_rtl has no built-in activation)
+        for t in (InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
+                  InferStreamingConcat(), InferDuplicateStreams()):
+            model = model.transform(t)
+        model = model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())
+        return model, False
+
+
+def _is_hw(node) -> bool:
+    backend = get_by_name(node.attribute, "backend")
+    return backend is not None and helper.get_attribute_value(backend) in (b"fpgadataflow", "fpgadataflow")
+
+
+def unsupported_nodes(model: ModelWrapper) -> list[str]:
+    """One line per node that is neither a hardware layer nor a layout / scale op at the graph's ends."""
+    nodes = list(model.graph.node)
+    hw = [i for i, n in enumerate(nodes) if _is_hw(n)]
+    if not hw:
+        return ["no node became a hardware layer: is the model quantized (Brevitas QuantConv2d / QuantReLU)?"]
+    problems = []
+    for i, node in enumerate(nodes):
+        if _is_hw(node):
+            continue
+        inside = hw[0] < i < hw[-1]
+        if not inside and node.op_type in _BOUNDARY_OPS:
+            continue
+        hint = _WHAT_TO_CHANGE.get(node.op_type, "replace it with a layer FINN can stream (conv, ReLU, concat)")
+        where = "between hardware layers" if inside else "at the graph boundary"
+        problems.append(f"{node.op_type} node {node.name!r} ({where}) has no streaming implementation; {hint}")
+    return problems
+
+
+def specialize_rtl(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
+    """Choose RTL for every layer: FINN's SpecializeLayers for its nodes, ``*_rtl`` for ours."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    for node in model.graph.node:
+        if node.domain == _FINN_HW:
+            style = get_by_name(node.attribute, "preferred_impl_style")
+            if style is not None:
+                node.attribute.remove(style)
+            node.attribute.append(helper.make_attribute("preferred_impl_style", "rtl"))
+    model = model.transform(SpecializeLayers(fpgapart))
+    for node in model.graph.node:
+        if node.domain == DOMAIN and not node.op_type.endswith("_rtl"):
+            node.op_type += "_rtl"
+            node.domain = FINN_RTL_DOMAIN            # see fpga_gan.ops.register_with_finn
+    return model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())

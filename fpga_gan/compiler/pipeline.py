@@ -1,0 +1,440 @@
+"""``fpga-gan compile``: QONNX generator -> one partition of RTL layers, folded for a board.
+
+Why our own pipeline: FINN's builder (``finn.builder``) imports Vivado bindings at import time, so
+the Vivado-free part of the flow composes FINN's transformations here, in FINN's step order, with
+fpga_gan's GAN passes slotted in. Every stage:
+
+* saves its model as ``NN_<stage>.onnx`` in the build dir,
+* executes it (FINN's Python execution; the RTL ops run their golden models) on the saved input
+  and requires the output to EQUAL the saved expected output of the original QONNX model,
+* is recorded in ``state.json`` with its time and verification, so a re-run resumes after the
+  last finished stage whose inputs (model, board, folding settings) are unchanged.
+
+``report.json`` / ``report.md`` / ``cycles.png`` are written last; ``state.json`` says
+``"complete": true`` only after they are, so an interrupted or failed build never looks finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .boards import Board, budget_dict, fit_check, get_board
+from .errors import CompileError
+
+__all__ = ["CompileConfig", "CompileResult", "STAGES", "compile_model"]
+
+STAGES = ("tidy", "gan_lowering", "qonnx_to_finn", "streamline", "convert_to_hw",
+          "dataflow_partition", "specialize", "folding", "estimates")
+# Stages after this one depend on the board and folding settings, the ones up to it only on the model.
+_MODEL_ONLY_STAGES = STAGES[:STAGES.index("specialize") + 1]
+
+
+@dataclass
+class CompileConfig:
+    """What to compile and for which board. ``model`` is a zoo name or a QONNX file."""
+
+    model: str
+    board: str = "pynq-z2"
+    target_fps: float | None = None
+    clock_mhz: float | None = None
+    folding_file: Path | None = None
+    out_dir: Path | None = None
+    seed: int = 0
+    mvau_wwidth_max: int = 1024
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+    def model_name(self) -> str:
+        path = Path(self.model)
+        return path.stem.split(".")[0] if path.suffix == ".onnx" else self.model
+
+    def build_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else Path("build") / f"{self.model_name()}-{self.board}"
+
+
+@dataclass
+class CompileResult:
+    build_dir: Path
+    report: dict
+
+
+# ------------------------------------------------------------------------------------------------
+# Environment: FINN without Vivado
+
+
+def _finn_environment(build_dir: Path) -> None:
+    """FINN's transformations need its settings and a build dir, not Vivado (ARCHITECTURE.md)."""
+    finn_dir = build_dir / "finn"
+    finn_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["FINN_BUILD_DIR"] = str(finn_dir.resolve())
+    from finn.util.settings import initialize_dummy_settings
+
+    initialize_dummy_settings()
+
+
+def _source_qonnx(cfg: CompileConfig) -> Path:
+    path = Path(cfg.model)
+    if path.suffix == ".onnx" or path.exists():
+        if not path.is_file():
+            raise CompileError(f"model file {path} does not exist")
+        return path
+    from ..artifacts import zoo_artifact
+    from ..models.zoo import ZOO, ZooError
+
+    if cfg.model not in ZOO:
+        raise CompileError(f"{cfg.model!r} is neither a zoo model ({', '.join(sorted(ZOO))}) nor an .onnx file")
+    try:
+        return zoo_artifact(cfg.model) / "model.qonnx.onnx"
+    except ZooError as err:
+        raise CompileError(str(err)) from err
+
+
+def _load_qonnx(path: Path):
+    """Load and sanity-check the user's file: ONNX, quantized (QONNX), one input and output."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as err:  # noqa: BLE001 - onnx raises several unrelated types for a bad file
+        raise CompileError(f"{path} is not an ONNX model: {err}") from err
+    ops = {n.op_type for n in proto.graph.node}
+    if "Quant" not in ops:
+        hint = "QCDQ (QuantizeLinear/DequantizeLinear)" if "QuantizeLinear" in ops else "float-only"
+        raise CompileError(f"{path} is a {hint} ONNX model, not QONNX: export the generator with Brevitas' "
+                           "export_qonnx (fpga-gan export writes model.qonnx.onnx)")
+    static = {i.name for i in proto.graph.initializer}
+    inputs = [i.name for i in proto.graph.input if i.name not in static]
+    if len(inputs) != 1 or len(proto.graph.output) != 1:
+        raise CompileError(f"{path}: the compiler takes generators with one input and one output, this one has "
+                           f"{len(inputs)} inputs and {len(proto.graph.output)} outputs")
+    from qonnx.util.cleanup import cleanup_model
+
+    model = cleanup_model(ModelWrapper(proto))
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = 1                       # one frame per stream pass
+    del model.graph.value_info[:]
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return model.transform(InferShapes())
+
+
+# ------------------------------------------------------------------------------------------------
+# Stages. Each takes and returns a ModelWrapper; ``ctx`` carries the config and the board.
+
+
+@dataclass
+class _Context:
+    cfg: CompileConfig
+    board: Board
+    clock_mhz: float
+    build_dir: Path
+    notes: dict = field(default_factory=dict)
+
+
+def _tidy(model, ctx: _Context):
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames, RemoveStaticGraphInputs
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from .passes.integer_io import FeedInputCodes, input_codes
+    from .passes.tidy import FoldBiasQuant
+
+    model = model.transform(InferShapes()).transform(FoldConstants())
+    model = model.transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
+    model = model.transform(InferDataTypes()).transform(RemoveStaticGraphInputs())
+    model = model.transform(FoldBiasQuant())
+    model = model.transform(FeedInputCodes(input_codes(model)))
+    return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def _gan_lowering(model, ctx: _Context):
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from .passes.subpixel import LowerConvTransposeToSubPixel
+    from .passes.tidy import AbsorbPadIntoConv
+    from .passes.upsample import UpsampleConvToConvTranspose
+
+    model = model.transform(UpsampleConvToConvTranspose())
+    for node in model.graph.node:
+        if node.op_type == "ConvTranspose":
+            ctx.notes.setdefault("deconv", []).append(_deconv_record(model, node))
+    model = model.transform(LowerConvTransposeToSubPixel(strict=True))
+    model = model.transform(AbsorbPadIntoConv()).transform(GiveUniqueNodeNames())
+    return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def _qonnx_to_finn(model, ctx: _Context):
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    return model.transform(ConvertQONNXtoFINN()).transform(InferDataTypes())
+
+
+def _streamline(model, ctx: _Context):
+    from .passes.streamline import StreamlineGAN
+
+    return model.transform(StreamlineGAN())
+
+
+def _convert_to_hw(model, ctx: _Context):
+    from .passes.hw import ConvertToGANHWLayers, unsupported_nodes
+
+    model = model.transform(ConvertToGANHWLayers())
+    problems = unsupported_nodes(model)
+    if problems:
+        raise CompileError("these nodes cannot be streamed by the RTL layers:\n  " + "\n  ".join(problems))
+    return model
+
+
+def _dataflow_partition(model, ctx: _Context):
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+
+    part_dir = ctx.build_dir / "partition"
+    part_dir.mkdir(exist_ok=True)
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(part_dir.resolve())))
+    partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(partitions) != 1:
+        raise CompileError(f"the dataflow graph split into {len(partitions)} partitions, expected one; "
+                           f"nodes outside: {[n.op_type for n in parent.graph.node]}")
+    return parent
+
+
+def _child(model):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    node = model.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    return node, ModelWrapper(getCustomOp(node).get_nodeattr("model"))
+
+
+def _on_child(model, fn):
+    """Transform the dataflow partition's model in place (its file), return the parent."""
+    node, child = _child(model)
+    from qonnx.custom_op.registry import getCustomOp
+
+    child = fn(child)
+    path = getCustomOp(node).get_nodeattr("model")
+    child.save(path)
+    return model
+
+
+def _specialize(model, ctx: _Context):
+    from .passes.hw import specialize_rtl
+
+    def run(child):
+        child = specialize_rtl(child, ctx.board.part)
+        not_rtl = [f"{n.op_type} {n.name!r}" for n in child.graph.node if not n.op_type.endswith("_rtl")]
+        if not_rtl:
+            raise CompileError("no RTL implementation for: " + ", ".join(not_rtl))
+        return child
+
+    return _on_child(model, run)
+
+
+def _folding(model, ctx: _Context):
+    from .folding import apply_folding
+
+    return _on_child(model, lambda child: apply_folding(child, ctx))
+
+
+def _estimates(model, ctx: _Context):
+    from .estimates import node_estimates
+
+    _, child = _child(model)
+    ctx.notes["nodes"] = node_estimates(child, ctx.board.part)
+    return model
+
+
+_STAGE_FUNCS = {
+    "tidy": _tidy, "gan_lowering": _gan_lowering, "qonnx_to_finn": _qonnx_to_finn, "streamline": _streamline,
+    "convert_to_hw": _convert_to_hw, "dataflow_partition": _dataflow_partition, "specialize": _specialize,
+    "folding": _folding, "estimates": _estimates,
+}
+
+
+def _deconv_record(model, node) -> dict:
+    from .passes.subpixel import _conv_transpose_dims, macs_zero_free, subpixel_geometry
+
+    hin, win, _, _, cin, cout, kh, _, _ = _conv_transpose_dims(node, model)
+    geo = subpixel_geometry(node, model)
+    strides = [a for a in node.attribute if a.name == "strides"]
+    pads = [a for a in node.attribute if a.name == "pads"]
+    return {"name": node.name, "macs_useful": int(macs_zero_free(node, model)), "cin": cin, "cout": cout, "k": kh,
+            "s": int(strides[0].ints[0]) if strides else 1, "p": int(pads[0].ints[0]) if pads else 0,
+            "h": hin, "w": win, "subpixel_block": geo.stride}
+
+
+# ------------------------------------------------------------------------------------------------
+# Verification
+
+
+def _golden_view(model):
+    """A copy in which each FINN ``*_rtl`` layer is its backend-neutral op, whose Python
+    ``execute_node`` is FINN's golden model (FINN's RTL classes execute only as simulations; the
+    RTL simulation itself is checked by the sim tests). Attributes, folding included, are kept."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from ..ops import DOMAIN, custom_op
+
+    view = ModelWrapper(copy.deepcopy(model.model))
+    for node in view.graph.node:
+        if node.domain in ("finn.custom_op.fpgadataflow.rtl", "finn.custom_op.fpgadataflow.hls"):
+            node.op_type = node.op_type.rsplit("_", 1)[0]
+            node.domain = DOMAIN if node.op_type in custom_op else "finn.custom_op.fpgadataflow"
+    return view
+
+
+def _execute(model, codes: np.ndarray) -> np.ndarray:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = ModelWrapper(copy.deepcopy(model.model))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, node in enumerate(model.get_nodes_by_op_type("StreamingDataflowPartition")):
+            inst = getCustomOp(node)
+            child_path = str(Path(tmp) / f"partition_{i}.onnx")
+            _golden_view(ModelWrapper(inst.get_nodeattr("model"))).save(child_path)
+            inst.set_nodeattr("model", child_path)
+        model = _golden_view(model)
+        return execute_onnx(model, {model.graph.input[0].name: codes})[model.graph.output[0].name]
+
+
+def _golden_pair(source, codes_fmt, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random input in the input's code range and the ORIGINAL model's output for it."""
+    shape = source.get_tensor_shape(source.graph.input[0].name)
+    dtype = codes_fmt.datatype
+    codes = np.random.default_rng(seed).integers(dtype.min(), dtype.max() + 1, size=shape).astype(np.float32)
+    return codes, _execute(source, codes * np.float32(codes_fmt.scale))
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver
+
+
+def _stage_key(stage: str, cfg: CompileConfig, source_digest: str) -> str:
+    parts = {"source": source_digest, "stage": stage}
+    if stage not in _MODEL_ONLY_STAGES:
+        folding = Path(cfg.folding_file).read_bytes().hex() if cfg.folding_file else None
+        parts.update(board=cfg.board, fps=cfg.target_fps, clock=cfg.clock_mhz, folding=folding)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def compile_model(cfg: CompileConfig) -> CompileResult:
+    """Run (or resume) every stage; raise :class:`CompileError` naming the problem on bad input."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from .passes.integer_io import input_codes
+    from .report import totals_from_nodes, write_report
+
+    board = get_board(cfg.board)
+    clock = float(cfg.clock_mhz or board.default_clock_mhz)
+    if clock <= 0 or (cfg.target_fps is not None and cfg.target_fps <= 0):
+        raise CompileError("--clock-mhz and --target-fps must be positive")
+    if cfg.folding_file is not None and not Path(cfg.folding_file).is_file():
+        raise CompileError(f"folding file {cfg.folding_file} does not exist")
+    build_dir = cfg.build_dir()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    _finn_environment(build_dir)
+    source_path = _source_qonnx(cfg)
+    source = _load_qonnx(source_path)
+    digest = hashlib.sha256(source_path.read_bytes()).hexdigest()[:16]
+
+    state_path = build_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    done = {s["stage"]: s for s in state.get("stages", [])}
+    for stale in ("report.json", "report.md", "cycles.png"):
+        (build_dir / stale).unlink(missing_ok=True)
+    state = {"complete": False, "model": cfg.model_name(), "source": str(source_path), "board": board.name,
+             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "log"},
+             "stages": []}
+    _write_json(state_path, state)
+
+    ctx = _Context(cfg, board, clock, build_dir, notes=state.get("notes", {}))
+    try:
+        fmt = input_codes(source)
+    except ValueError as err:
+        raise CompileError(f"{source_path}: {err}") from err
+    codes, expected = _golden_pair(source, fmt, cfg.seed)
+    np.save(build_dir / "verify_input.npy", codes)
+    np.save(build_dir / "verify_expected.npy", expected)
+
+    model, resuming = source, True
+    for index, stage in enumerate(STAGES):
+        key = _stage_key(stage, cfg, digest)
+        path = build_dir / f"{index:02d}_{stage}.onnx"
+        record = done.get(stage)
+        if resuming and record and record.get("key") == key and path.is_file() and stage != "estimates":
+            model = ModelWrapper(str(path))
+            ctx.notes.update(record.get("notes", {}))
+            state["stages"].append(record)
+            cfg.log(f"[{index + 1}/{len(STAGES)}] {stage:<20} reused")
+            continue
+        resuming = False
+        start = time.perf_counter()
+        try:
+            model = _STAGE_FUNCS[stage](model, ctx)
+        except CompileError:
+            state["failed_stage"] = stage
+            _write_json(state_path, state)
+            raise
+        except Exception as err:
+            state["failed_stage"] = stage
+            state["error"] = f"{type(err).__name__}: {err}"
+            _write_json(state_path, state)
+            raise CompileError(f"stage {stage} failed: {type(err).__name__}: {err}") from err
+        model.save(str(path))
+        got = _execute(model, codes)
+        exact = bool(got.shape == expected.shape and np.array_equal(got, expected))
+        seconds = time.perf_counter() - start
+        record = {"stage": stage, "key": key, "seconds": round(seconds, 3), "bit_exact": exact, "inputs": 1,
+                  "notes": {k: v for k, v in ctx.notes.items() if k != "nodes"}}
+        state["stages"].append(record)
+        _write_json(state_path, state)
+        cfg.log(f"[{index + 1}/{len(STAGES)}] {stage:<20} {seconds:6.1f} s  bit-exact: {'yes' if exact else 'NO'}")
+        if not exact:
+            state["failed_stage"] = stage
+            _write_json(state_path, state)
+            diff = np.abs(got - expected).max() if got.shape == expected.shape else f"shape {got.shape}"
+            raise CompileError(f"stage {stage} changed the model's output (max difference {diff}); "
+                               f"the model is saved at {path} for inspection")
+
+    nodes = ctx.notes["nodes"]
+    totals = totals_from_nodes(nodes, clock)
+    from .estimates import deconv_comparison
+
+    report = {
+        "model": cfg.model_name(), "board": board.name, "clock_mhz": clock,
+        "target_fps": cfg.target_fps, "nodes": nodes, "totals": totals, "budget": budget_dict(board),
+        "fits": not fit_check(totals, board),
+        "deconv": deconv_comparison(ctx.notes.get("deconv", []), nodes),
+        "verification": [{"stage": s["stage"], "bit_exact": s["bit_exact"], "inputs": s["inputs"]}
+                         for s in state["stages"]],
+        "stages": [{"stage": s["stage"], "seconds": s["seconds"]} for s in state["stages"]],
+    }
+    write_report(build_dir, report)
+    state["complete"] = True
+    _write_json(state_path, state)
+    return CompileResult(build_dir, report)

@@ -16,12 +16,14 @@ fpga_gan's GAN passes slotted in. Every stage:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -183,7 +185,10 @@ def _qonnx_to_finn(model, ctx: _Context):
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
     from qonnx.transformation.infer_datatypes import InferDataTypes
 
-    return model.transform(ConvertQONNXtoFINN()).transform(InferDataTypes())
+    from .passes.rounding import NudgeTieThresholds
+
+    model = model.transform(ConvertQONNXtoFINN()).transform(NudgeTieThresholds())
+    return model.transform(InferDataTypes())
 
 
 def _streamline(model, ctx: _Context):
@@ -336,6 +341,19 @@ def _stage_key(stage: str, cfg: CompileConfig, source_digest: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _tool_output_to(log_path: Path, title: str):
+    """FINN and qonnx print progress and warnings freely; keep them in ``finn.log`` so the
+    console shows our stage lines, and the details are there when something goes wrong."""
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda msg, cat, fname, lineno, file=None, line=None: log.write(
+            f"{fname}:{lineno}: {cat.__name__}: {msg}\n")
+        log.write(f"==== {title}\n")
+        yield
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -395,7 +413,8 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         resuming = False
         start = time.perf_counter()
         try:
-            model = _STAGE_FUNCS[stage](model, ctx)
+            with _tool_output_to(build_dir / "finn.log", stage):
+                model = _STAGE_FUNCS[stage](model, ctx)
         except CompileError:
             state["failed_stage"] = stage
             _write_json(state_path, state)
@@ -406,7 +425,8 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
             _write_json(state_path, state)
             raise CompileError(f"stage {stage} failed: {type(err).__name__}: {err}") from err
         model.save(str(path))
-        got = _execute(model, codes)
+        with _tool_output_to(build_dir / "finn.log", f"{stage} verification"):
+            got = _execute(model, codes)
         exact = bool(got.shape == expected.shape and np.array_equal(got, expected))
         seconds = time.perf_counter() - start
         record = {"stage": stage, "key": key, "seconds": round(seconds, 3), "bit_exact": exact, "inputs": 1,

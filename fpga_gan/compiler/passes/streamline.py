@@ -18,6 +18,7 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
+from .rounding import RoundTieThresholdsOnIntegers
 from .tidy import MoveAffinePastDataMovement
 
 __all__ = ["StreamlineGAN"]
@@ -51,6 +52,6 @@ class StreamlineGAN(Transformation):
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
         ])
-        model = model.transform(RemoveIdentityThresholds())
+        model = model.transform(RoundTieThresholdsOnIntegers()).transform(RemoveIdentityThresholds())
         model = model.transform(InferDataLayouts()).transform(InferDataTypes()).transform(RemoveUnusedTensors())
         return model, False

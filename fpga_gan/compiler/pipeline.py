@@ -176,7 +176,11 @@ def _gan_lowering(model, ctx: _Context):
     for node in model.graph.node:
         if node.op_type == "ConvTranspose":
             ctx.notes.setdefault("deconv", []).append(_deconv_record(model, node))
-    model = model.transform(LowerConvTransposeToSubPixel(strict=True))
+    try:
+        model = model.transform(LowerConvTransposeToSubPixel(strict=True))
+    except ValueError as err:
+        raise CompileError(f"{err}. The RTL flow streams transposed convolutions only in the zero-free "
+                           "sub-pixel form: use kernel % stride == 0 (e.g. k4 s2 p1 or k2 s2 p0)") from err
     model = model.transform(AbsorbPadIntoConv()).transform(GiveUniqueNodeNames())
     return model.transform(InferShapes()).transform(InferDataTypes())
 

@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 QAT_INIT_STEPS ?= 5000
 TRYON_FLOAT_STEPS ?= 10000
 TRYON_QAT_STEPS ?= 9000
+TRYON_QAT_DECAY_FROM ?= 4500
 DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 
 .PHONY: install demo test bench-cpu weights clean help
@@ -54,8 +55,10 @@ weights: $(STAMP)
 	test -d $(WEIGHTS_DATA) || $(FG) data make --out $(WEIGHTS_DATA) --n 16000 --seed 0 --size 64x48
 	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(QAT_INIT_STEPS) --threads 1
 	cp $(TRAIN)/tryon_float/generator.pt $(TRAIN)/tryon_float_5k.pt
-	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(TRYON_FLOAT_STEPS) --threads 1 --resume & \
+	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_float --float --steps $(TRYON_FLOAT_STEPS) \
+		--lr-decay-from $(QAT_INIT_STEPS) --threads 1 --resume & \
 	$(FG) train tryon --data $(WEIGHTS_DATA) --out $(TRAIN)/tryon_w4a4 --steps $(TRYON_QAT_STEPS) --learned-act-scale \
+		--lr-decay-from $(TRYON_QAT_DECAY_FROM) \
 		--init-from $(TRAIN)/tryon_float_5k.pt --threads 1 & \
 	$(FG) train dcgan --out $(TRAIN)/dcgan_float $(DCGAN_ARGS) --steps 1500 --float && \
 	$(FG) train dcgan --out $(TRAIN)/dcgan_w4a4 $(DCGAN_ARGS) --steps 1000 --learned-act-scale \

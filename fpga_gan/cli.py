@@ -82,13 +82,15 @@ def train() -> None:
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start from these generator weights (e.g. the trained float twin).")
 @click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
+@click.option("--lr-decay-from", type=int, default=None,
+              help="Step from which the learning rates fall linearly to 0 at --steps (default: constant).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=None, type=int, help="Torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: float, widths: str,
                     size: str, weight_bits: int, act_bits: int, learned_act_scale: bool,
-                    init_from: Path | None, float_twin: bool, seed: int, threads: int | None,
-                    resume: bool) -> None:
+                    init_from: Path | None, float_twin: bool, lr_decay_from: int | None, seed: int,
+                    threads: int | None, resume: bool) -> None:
     """Train the try-on generator (L1 + PatchGAN); writes metrics.json, loss.png, generator.pt."""
     from .train import TryOnTrainConfig, train_tryon
 
@@ -96,7 +98,8 @@ def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: f
                            widths=tuple(int(w) for w in widths.split(",")), size=_parse_size(size),
                            quantized=not float_twin, weight_bits=weight_bits, act_bits=act_bits,
                            learned_act_scale=learned_act_scale,
-                           init_from=str(init_from) if init_from else None, seed=seed, threads=threads)
+                           init_from=str(init_from) if init_from else None, lr_decay_from=lr_decay_from,
+                           seed=seed, threads=threads)
     try:
         result = train_tryon(cfg, resume=resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -11,8 +11,19 @@ from fpga_gan.train import DCGANTrainConfig, TryOnTrainConfig, train_dcgan, trai
 
 
 def _tryon_cfg(data, out, steps):
+    # LR decay from step 1: steps 0-1 run at the full rate in both the straight and the
+    # "interrupted" run, so the resumed run must match the straight one exactly, decay included.
     return TryOnTrainConfig(data=str(data), out=str(out), steps=steps, batch=4, widths=(8, 8, 16, 16),
-                            eval_limit=8, eval_every=1000, checkpoint_every=2, seed=3)
+                            eval_limit=8, eval_every=1000, checkpoint_every=2, seed=3, lr_decay_from=1)
+
+
+def test_learning_rate_decays_linearly_to_zero():
+    from fpga_gan.train.tryon import learning_rate
+
+    cfg = TryOnTrainConfig(data="", out="", steps=100, lr=1e-3, lr_decay_from=60)
+    assert [learning_rate(cfg, s) for s in (0, 59, 60)] == [1e-3, 1e-3, 1e-3]
+    assert learning_rate(cfg, 80) == 1e-3 * 20 / 40 and learning_rate(cfg, 100) == 0
+    assert learning_rate(TryOnTrainConfig(data="", out="", steps=100, lr=1e-3), 99) == 1e-3
 
 
 def test_tryon_training_writes_outputs_and_resumes_exactly(small_dataset, tmp_path):

@@ -34,12 +34,23 @@ class TryOnTrainConfig:
     act_bits: int = 4
     learned_act_scale: bool = False
     init_from: str | None = None  # generator .pt (e.g. the trained float twin) to start QAT from
+    lr_decay_from: int | None = None  # step from which both learning rates fall linearly to 0 at `steps`
     seed: int = 0
     train_limit: int | None = None
     eval_limit: int = 256
     eval_every: int = 1000
     checkpoint_every: int = 250
     threads: int | None = None
+
+
+def learning_rate(cfg: TryOnTrainConfig, step: int) -> float:
+    """Constant, then (pix2pix style) linear decay to zero from ``lr_decay_from`` to ``steps``.
+
+    A function of the step alone, so a resumed run follows exactly the same schedule.
+    """
+    if cfg.lr_decay_from is None or step < cfg.lr_decay_from or cfg.steps <= cfg.lr_decay_from:
+        return cfg.lr
+    return cfg.lr * (cfg.steps - step) / (cfg.steps - cfg.lr_decay_from)
 
 
 def _as_float(codes: np.ndarray) -> torch.Tensor:
@@ -108,6 +119,9 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train tryon", unit="step", dynamic_ncols=True)
     while state.step < cfg.steps:
         gen.train()
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, state.step)
         idx = torch.randint(0, n, (cfg.batch,), generator=rng).numpy()
         x, y = _as_float(train["x"][idx]), _as_float(train["y"][idx])
         fake = gen(x)

@@ -239,6 +239,28 @@ def test_generate_hdl_lints_clean(tmp_path, case):
     assert any(cmd.startswith("create_bd_cell") for cmd in op.code_generation_ipi())
 
 
+def test_finn_crop_rtl_used_for_the_subpixel_crop_lints_clean(tmp_path):
+    """The sub-pixel crop is FINN's own Crop_rtl (finn-rtllib crop.sv), not an op of ours; check
+    that what the compiler emits for it elaborates under our Verilator like our own layers."""
+    from finn.util.settings import initialize_dummy_settings
+
+    initialize_dummy_settings()                  # FINN finds finn-rtllib through its settings
+    ins = [helper.make_tensor_value_info("x0", TensorProto.FLOAT, (1, 6, 8, 3))]
+    outs = [helper.make_tensor_value_info("y0", TensorProto.FLOAT, (1, 4, 6, 3))]
+    node = helper.make_node("Crop_rtl", ["x0"], ["y0"], domain="finn.custom_op.fpgadataflow.rtl",
+                            backend="fpgadataflow", name="Crop_rtl_0", DataType="UINT4", SIMD=1, ImgDim=[6, 8],
+                            NumChannels=3, CropNorth=1, CropSouth=1, CropWest=1, CropEast=1,
+                            numInputVectors=[1])
+    model = ModelWrapper(qonnx_make_model(helper.make_graph([node], "g", ins, outs)))
+    model.set_tensor_datatype("x0", DataType["UINT4"])
+    op = getCustomOp(model.graph.node[0])
+    op.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    op.generate_hdl(model, FPGAPART, 10.0)
+    res = _lint([Path(f) for f in op.get_rtl_file_list(abspath=True)], op.get_nodeattr("gen_top_module"),
+                "-Wno-fatal")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 ILLEGAL = [
     ("depth_to_space", ["-GBLOCK=0"], "depth_to_space: BLOCK must be >= 1"),
     ("upsample_nearest", ["-GCHANNELS=6", "-GSIMD=4"], "upsample_nearest: SIMD (4) must divide CHANNELS (6)"),

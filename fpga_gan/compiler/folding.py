@@ -112,12 +112,47 @@ def widen_deep_memories(model: ModelWrapper, fpgapart: str, max_depth: int = MAX
     return model
 
 
+def pack_dsp_lanes(model: ModelWrapper, board) -> ModelWrapper:
+    """Re-shape each MVAU's PE x SIMD for the board's DSP packing, never slower.
+
+    FINN's RTL MVU packs four PEs into one DSP48 (three SIMD lanes into one DSP58), but
+    SetFolding grows SIMD first and leaves PE at 1, so every lane costs a whole DSP. Among the
+    foldings with at least as many lanes (and at most twice as many), take the one with the
+    smallest DSP + BRAM share of the board, as FINN estimates them.
+    """
+    for node in model.graph.node:
+        if not node.op_type.startswith("MVAU"):
+            continue
+        inst = getCustomOp(node)
+        mh, mw = inst.get_nodeattr("MH"), inst.get_nodeattr("MW")
+        pe, simd = inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")
+        lanes = pe * simd
+
+        def cost(p: int, s: int) -> tuple[float, int]:
+            inst.set_nodeattr("PE", p)
+            inst.set_nodeattr("SIMD", s)
+            share = inst.dsp_estimation(board.part) / board.dsp + inst.bram_estimation(board.part) / board.bram18
+            return share, p * s
+
+        best = min(((cost(p, s), p, s) for p in _divisors(mh) for s in _divisors(mw)
+                    if lanes <= p * s <= 2 * lanes and (mh // p) * (mw // s) <= (mh // pe) * (mw // simd)),
+                   default=None)
+        if best is None or best[0] >= cost(pe, simd):
+            inst.set_nodeattr("PE", pe)
+            inst.set_nodeattr("SIMD", simd)
+        else:
+            inst.set_nodeattr("PE", best[1])
+            inst.set_nodeattr("SIMD", best[2])
+    return model
+
+
 def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
     from finn.transformation.fpgadataflow.set_folding import SetFolding
 
     model = model.transform(SetFolding(target_cycles_per_frame=max(1, int(target_cycles)),
                                        mvau_wwidth_max=ctx.cfg.mvau_wwidth_max, two_pass_relaxation=True))
-    return balance_memories(widen_deep_memories(model, ctx.board.part), ctx.board)
+    model = pack_dsp_lanes(widen_deep_memories(model, ctx.board.part), ctx.board)
+    return balance_memories(model, ctx.board)
 
 
 def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:

@@ -189,3 +189,32 @@ def test_unsupported_graphs_name_the_node_the_op_and_the_fix(tmp_path, case, exp
     with pytest.raises(CompileError, match=expected):
         _compile(tmp_path, str(path), "pynq-z2")
     assert json.loads((tmp_path / "build" / "state.json").read_text())["complete"] is False
+
+
+def test_why_not_rtl_explains_finns_rtl_mvu_rules():
+    """FINN silently falls back to HLS for MVAUs its RTL MVU cannot take; we say why and what to do."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from fpga_gan.compiler.passes.hw import why_not_rtl
+
+    def mvau(weights: np.ndarray, wdt: str, idt: str = "UINT4"):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+        node = helper.make_node("MVAU", ["x", "w"], ["y"], domain="finn.custom_op.fpgadataflow",
+                                backend="fpgadataflow", name="MVAU_0", MW=4, MH=2, SIMD=1, PE=1,
+                                inputDataType=idt, weightDataType=wdt, outputDataType="INT16",
+                                accDataType="INT16", noActivation=1, binaryXnorMode=0)
+        model = ModelWrapper(qonnx_make_model(helper.make_graph([node], "g", [x], [y])))
+        model.set_initializer("w", weights.astype(np.float32))
+        model.set_tensor_datatype("w", DataType[wdt])
+        return model, model.graph.node[0]
+
+    full_range = np.array([[-8, 1], [2, 3], [0, 7], [1, 1]])
+    zynq7000, zynq_us = "xc7z020clg400-1", "xck26-sfvc784-2LV-c"
+    assert "narrow_range=True" in why_not_rtl(*mvau(full_range, "INT4"), zynq7000)
+    assert "narrow" not in why_not_rtl(*mvau(full_range, "INT4"), zynq_us)
+    assert "unsigned" in why_not_rtl(*mvau(np.abs(full_range), "UINT4"), zynq_us)
+    assert "exceed the DSP48E2 datapath" in why_not_rtl(*mvau(full_range, "INT4", idt="UINT24"), zynq_us)

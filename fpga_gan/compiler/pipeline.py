@@ -244,13 +244,14 @@ def _on_child(model, fn):
 
 
 def _specialize(model, ctx: _Context):
-    from .passes.hw import specialize_rtl
+    from .passes.hw import specialize_rtl, why_not_rtl
 
     def run(child):
         child = specialize_rtl(child, ctx.board.part)
-        not_rtl = [f"{n.op_type} {n.name!r}" for n in child.graph.node if not n.op_type.endswith("_rtl")]
+        not_rtl = [f"{n.op_type} node {n.name!r}: {why_not_rtl(child, n, ctx.board.part)}"
+                   for n in child.graph.node if not n.op_type.endswith("_rtl")]
         if not_rtl:
-            raise CompileError("no RTL implementation for: " + ", ".join(not_rtl))
+            raise CompileError(f"no RTL implementation on {ctx.board.name} for:\n  " + "\n  ".join(not_rtl))
         return child
 
     return _on_child(model, run)

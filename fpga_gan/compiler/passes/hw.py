@@ -133,6 +133,33 @@ def unsupported_nodes(model: ModelWrapper) -> list[str]:
     return problems
 
 
+def why_not_rtl(model: ModelWrapper, node, fpgapart: str) -> str:
+    """The reason FINN's RTL MVU cannot take an MVAU node (FINN's own rules, spelled out), and the fix."""
+    import numpy as np
+    from finn.util.basic import get_dsp_block, get_dsp_datapath_limits
+    from qonnx.custom_op.registry import getCustomOp
+
+    if not node.op_type.startswith("MVAU"):
+        return "FINN has no RTL implementation of this layer"
+    inst = getCustomOp(node)
+    idt, wdt, odt = inst.get_input_datatype(0), inst.get_input_datatype(1), inst.get_output_datatype()
+    block = get_dsp_block(fpgapart)
+    max_act, max_weight, max_acc = get_dsp_datapath_limits(block)
+    weights = model.get_initializer(node.input[1])
+    reasons = []
+    if not wdt.signed():
+        reasons.append(f"weights are {wdt.name} (unsigned); use signed weight quantizers")
+    if min(idt.bitwidth(), wdt.bitwidth()) < 2:
+        reasons.append(f"{idt.name} x {wdt.name}: 1-bit operands are not supported; use 2 bits or more")
+    if block == "DSP48E1" and weights is not None and np.min(weights) == wdt.min():
+        reasons.append(f"weights reach {wdt.min():g}, the full range of {wdt.name}; {block} (Zynq-7000) needs "
+                       "narrow-range weights: quantize them with narrow_range=True")
+    if idt.bitwidth() - int(idt.signed()) >= max_act or wdt.bitwidth() > max_weight or odt.bitwidth() > max_acc:
+        reasons.append(f"activation {idt.name}, weight {wdt.name}, accumulator {odt.name} exceed the {block} datapath "
+                       f"({max_act}/{max_weight}/{max_acc} bits); use 8 bits or fewer")
+    return "; ".join(reasons) or "FINN chose HLS for this layer"
+
+
 def specialize_rtl(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
     """Choose RTL for every layer: FINN's SpecializeLayers for its nodes, ``*_rtl`` for ours."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers

@@ -218,3 +218,33 @@ def test_why_not_rtl_explains_finns_rtl_mvu_rules():
     assert "narrow" not in why_not_rtl(*mvau(full_range, "INT4"), zynq_us)
     assert "unsigned" in why_not_rtl(*mvau(np.abs(full_range), "UINT4"), zynq_us)
     assert "exceed the DSP48E2 datapath" in why_not_rtl(*mvau(full_range, "INT4", idt="UINT24"), zynq_us)
+
+
+class _SubPixelSR(nn.Module):
+    """A sub-pixel super-resolution net: conv -> PixelShuffle (exported as DepthToSpace, CRD) -> conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from fpga_gan.models.layers import QuantSpec, conv2d, image_input, image_output, relu
+
+        spec = QuantSpec()
+        self.inp = image_input(spec)
+        self.body = nn.Sequential(conv2d(3, 8, 3, 1, 1, spec=spec, weight_bits=8), relu(spec),
+                                  conv2d(8, 12, 3, 1, 1, spec=spec), relu(spec))
+        self.shuffle = nn.PixelShuffle(2)
+        self.out = conv2d(3, 3, 3, 1, 1, spec=spec, weight_bits=8)
+        self.out_q = image_output(spec)
+
+    def forward(self, x):
+        return self.out_q(self.out(self.shuffle(self.body(self.inp(x)))))
+
+
+def test_pixel_shuffle_streams_as_depth_to_space(tmp_path):
+    from brevitas.export import export_qonnx
+
+    torch.manual_seed(1)
+    path = tmp_path / "sr.onnx"
+    export_qonnx(_SubPixelSR().eval(), torch.rand(1, 3, 8, 8), export_path=str(path), dynamo=False)
+    result = _compile(tmp_path, str(path), "zcu104")
+    _assert_all_rtl_one_partition(result)
+    assert "DepthToSpace_rtl" in {n["op_type"] for n in result.report["nodes"]}

@@ -49,6 +49,7 @@ def balance_memories(model: ModelWrapper, board) -> ModelWrapper:
             continue
         inst = getCustomOp(node)
         inst.set_nodeattr("ram_style", "auto")
+        inst.set_nodeattr("runtime_writeable_weights", 0)
         bram = inst.bram_estimation(board.part)
         inst.set_nodeattr("mem_mode", "internal_decoupled")
         inst.set_nodeattr("ram_style", "ultra")
@@ -63,6 +64,7 @@ def balance_memories(model: ModelWrapper, board) -> ModelWrapper:
             break
         if uram <= uram_free:
             inst.set_nodeattr("ram_style", "ultra")
+            inst.set_nodeattr("runtime_writeable_weights", 1)     # FINN: URAM weights on UltraScale+
             bram_over, uram_free = bram_over - bram, uram_free - uram
     return model
 

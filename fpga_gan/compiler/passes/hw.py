@@ -18,7 +18,7 @@ from qonnx.util.basic import get_by_name
 
 from ...ops import DOMAIN, FINN_RTL_DOMAIN
 
-__all__ = ["ConvertToGANHWLayers", "InferStreamingConcat", "InferDuplicateStreams", "specialize_rtl",
+__all__ = ["ConvertToGANHWLayers", "InferStreamingConcat", "InferDuplicateStreams", "PropagateCropDatatypes", "specialize_rtl",
            "unsupported_nodes"]
 
 _FINN_HW = "finn.custom_op.fpgadataflow"
@@ -108,11 +108,33 @@ class ConvertToGANHWLayers(Transformation):
 
         for t in (InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
                   InferStreamingConcat(), InferDuplicateStreams(),
-                  # integer thresholds (RTL needs them) and the narrowest weight / accumulator types,
-                  # as FINN's builder does before specialization
-                  RoundAndClipThresholds(), MinimizeWeightBitWidth(), MinimizeAccumulatorWidth()):
+                  # the narrowest weight / accumulator types and integer thresholds (RTL needs
+                  # them), as FINN's builder does before specialization
+                  MinimizeWeightBitWidth(), MinimizeAccumulatorWidth()):
             model = model.transform(t)
-        model = model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())
+        model = model.transform(PropagateCropDatatypes()).transform(RoundAndClipThresholds())
+        model = model.transform(GiveUniqueNodeNames()).transform(InferShapes())
+        return model.transform(PropagateCropDatatypes()), False
+
+
+class PropagateCropDatatypes(Transformation):
+    """Datatype inference that also carries types through FINN's Crop.
+
+    finn-plus' ``Crop.infer_node_datatype`` updates its attribute but not its output tensor, so
+    after the accumulators are narrowed the layer behind a crop keeps the old (or FLOAT32) type
+    and in hardware reads a stream of the wrong width. Runs InferDataTypes to a fixed point with
+    the crop outputs set to their input types.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for _ in range(len(model.graph.node) + 1):
+            model = model.transform(InferDataTypes())
+            stale = [n for n in model.graph.node if n.op_type.startswith("Crop")
+                     and model.get_tensor_datatype(n.output[0]) != model.get_tensor_datatype(n.input[0])]
+            if not stale:
+                break
+            for node in stale:
+                model.set_tensor_datatype(node.output[0], model.get_tensor_datatype(node.input[0]))
         return model, False
 
 

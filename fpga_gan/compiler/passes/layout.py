@@ -51,9 +51,14 @@ def _crop_amounts(model: ModelWrapper, node: NodeProto, nchw_shape: list[int]) -
 
 
 def _nhwc_op(model: ModelWrapper, node: NodeProto, src: str, dst: str) -> NodeProto | None:
-    """The NHWC hardware op doing what the NCHW ``node`` does, or None when there is none."""
+    """The NHWC hardware op doing what the NCHW ``node`` does, or None when there is none.
+
+    The datatype comes from the NHWC source ``src``: the NCHW tensor between a Transpose and a
+    standard DepthToSpace may carry qonnx's default FLOAT32 annotation, and a FLOAT32 crop would
+    give the next layer a 32-bit stream in hardware.
+    """
     n, c, h, w = model.get_tensor_shape(node.input[0])
-    dtype = model.get_tensor_datatype(node.input[0]).name
+    dtype = model.get_tensor_datatype(src).name
     if node.op_type == "DepthToSpace":
         mode = get_by_name(node.attribute, "mode")
         if mode is None or helper.get_attribute_value(mode) not in (b"CRD", "CRD"):
@@ -96,7 +101,7 @@ class MoveTransposePastDataMovement(Transformation):
             if hw_node is None:
                 continue
             out_shape = model.get_tensor_shape(layer.output[0])
-            dtype = model.get_tensor_datatype(layer.input[0])
+            dtype = model.get_tensor_datatype(transpose.input[0])
             new_transpose = helper.make_node("Transpose", [nhwc_out], [layer.output[0]], perm=NHWC_TO_NCHW,
                                              name=transpose.name)
             nodes = list(model.graph.node)

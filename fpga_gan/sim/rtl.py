@@ -1,0 +1,313 @@
+"""RTL of a compiled build dir: every layer's Verilog, FIFOs and width converters, one stitched top.
+
+Why our own stitching: FINN's ``CreateStitchedIP`` drives Vivado's block design. The layers'
+Verilog does not need Vivado (FINN's ``PrepareIP`` writes it for RTL nodes, our ops fill their
+templates), so the top level that wires them is generated here: one AXI-Stream slave in, one
+master out with TLAST on the last beat of each frame, ``ap_clk`` / ``ap_rst_n`` as FINN names
+them. Weight memories and thresholds are read from FINN's memory init files by absolute path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RtlDesign", "generate_rtl", "partition_model"]
+
+TOP = "fpga_gan_accelerator"
+_REPO = Path(__file__).resolve().parents[2]
+# finn-rtllib files Verilator cannot elaborate, replaced (for simulation only) by our own models
+SIM_MODELS = {"add_multi.sv": _REPO / "sim" / "rtl" / "add_multi.sv"}
+_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|logic\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?([A-Za-z_]\w*)", re.M)
+
+
+@dataclass
+class RtlDesign:
+    """What the testbench and the report need to know about the generated RTL."""
+
+    top: str
+    rtl_dir: str
+    sources: list[str]
+    in_bits: int                  # element width of the input stream
+    in_elems_per_beat: int
+    in_signed: bool
+    in_beats_per_frame: int
+    out_bits: int
+    out_elems_per_beat: int
+    out_signed: bool
+    out_beats_per_frame: int
+    in_shape: list[int]           # NHWC of one frame
+    out_shape: list[int]
+    fifo_depths: dict[str, int] = field(default_factory=dict)
+    clock_mhz: float = 100.0
+
+    def save(self) -> None:
+        Path(self.rtl_dir, "design.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, rtl_dir: Path) -> "RtlDesign":
+        return cls(**json.loads(Path(rtl_dir, "design.json").read_text()))
+
+
+def partition_model(build_dir: Path):
+    """The folded dataflow partition of a finished compile, or a clear error."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from ..compiler.errors import CompileError
+
+    state_path = build_dir / "state.json"
+    if not state_path.is_file():
+        raise CompileError(f"{build_dir} is not a compile build dir (no state.json); run fpga-gan compile first")
+    state = json.loads(state_path.read_text())
+    if not state.get("complete"):
+        failed = state.get("failed_stage")
+        raise CompileError(f"the compile in {build_dir} did not finish"
+                           + (f" (stage {failed} failed)" if failed else "") + "; run fpga-gan compile again")
+    final = sorted(build_dir.glob("*_estimates.onnx"))
+    if not final:
+        raise CompileError(f"{build_dir} has no estimates stage model; it is from an older compile, run it again")
+    parent = ModelWrapper(str(final[-1]))
+    node = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    child_path = Path(getCustomOp(node).get_nodeattr("model"))
+    if not child_path.is_file():
+        raise CompileError(f"the dataflow partition {child_path} is missing; compile again")
+    return parent, ModelWrapper(str(child_path)), state
+
+
+def _ports(verilog: str, module: str) -> dict[str, str]:
+    """Port name -> direction of ``module``, from its ANSI header (as FINN and our templates write)."""
+    start = re.search(rf"\bmodule\s+{module}\b", verilog)
+    if start is None:
+        raise ValueError(f"module {module} not found")
+    header = verilog[start.start():]
+    close = re.search(r"\n\s*\);", header)
+    header = header[:close.start()] if close else header
+    return {m.group(2): m.group(1) for m in _PORT.finditer(header)}
+
+
+def _top_file(inst, module: str) -> Path:
+    for name in inst.get_rtl_file_list(abspath=True):
+        path = Path(name)
+        if path.is_file() and re.search(rf"\bmodule\s+{module}\b", path.read_text(errors="ignore")):
+            return path
+    raise FileNotFoundError(f"no generated Verilog defines module {module}")
+
+
+def _stream_width(inst, direction: str, index: int) -> int:
+    names = inst.get_verilog_top_module_intf_names()["s_axis" if direction == "in" else "m_axis"]
+    return int(names[index][1])
+
+
+def first_layers(model, count: int):
+    """The partition cut after its first ``count`` layers: to find the first layer whose RTL
+    disagrees with its golden model (the graph is a chain between forks, cut at a chain node)."""
+    from onnx import helper
+
+    nodes = list(model.graph.node)
+    if not 1 <= count <= len(nodes):
+        raise ValueError(f"the partition has {len(nodes)} layers, cannot keep {count}")
+    kept = nodes[:count]
+    out = kept[-1].output[0]
+    for node in nodes[count:]:
+        model.graph.node.remove(node)
+    shape = model.get_tensor_shape(out)
+    dtype = model.get_tensor_datatype(out)
+    for vi in [v for v in model.graph.value_info if v.name == out]:
+        model.graph.value_info.remove(vi)
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info(out, 1, shape))
+    model.set_tensor_datatype(out, dtype)
+    return model
+
+
+def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, default_fifo_depth: int = 2,
+                 rtl_dir: Path | None = None, layers: int | None = None) -> RtlDesign:
+    """Write ``BUILD/rtl/``: the layers' Verilog, a stitched top and ``design.json``."""
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from finn.util.settings import initialize_dummy_settings
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from ..compiler.boards import get_board
+
+    build_dir = Path(build_dir).resolve()
+    rtl_dir = Path(rtl_dir or build_dir / "rtl").resolve()
+    if rtl_dir.exists():
+        shutil.rmtree(rtl_dir)
+    (rtl_dir / "layers").mkdir(parents=True)
+    os.environ["FINN_BUILD_DIR"] = str(rtl_dir / "layers")     # FINN's code generation dirs go here
+    initialize_dummy_settings()
+    import fpga_gan.ops  # noqa: F401 - registers our *_rtl classes with FINN
+
+    _, model, state = partition_model(build_dir)
+    if layers is not None:
+        model = first_layers(model, layers)
+    board = get_board(state["board"])
+    clock_mhz = float(json.loads((build_dir / "report.json").read_text())["clock_mhz"])
+    model = model.transform(InsertDWC())
+    model = model.transform(InsertFIFO(create_shallow_fifos=True))
+    model = model.transform(SpecializeLayers(board.part)).transform(GiveUniqueNodeNames())
+    fifo_depths = dict(fifo_depths or {})
+    for node in model.graph.node:
+        if node.op_type.startswith("StreamingFIFO"):
+            inst = getCustomOp(node)
+            inst.set_nodeattr("depth", int(fifo_depths.get(node.name, max(default_fifo_depth, 2))))
+            inst.set_nodeattr("impl_style", "rtl")
+            fifo_depths[node.name] = inst.get_nodeattr("depth")
+    model = model.transform(PrepareIP(board.part, 1000.0 / clock_mhz))
+    model.save(str(rtl_dir / "model.onnx"))
+
+    sources: list[str] = []
+    instances: list[str] = []
+    wires: list[str] = []
+    tensors: dict[str, tuple[int, str]] = {}
+    graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
+
+    def add_sources(paths) -> None:
+        for p in paths:
+            p = Path(p).resolve()
+            p = str(SIM_MODELS.get(p.name, p))       # Verilator-compatible stand-ins, see sim/rtl
+            if p not in sources:
+                sources.append(p)
+
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        module = inst.get_nodeattr("gen_top_module")
+        files = inst.get_rtl_file_list(abspath=True)
+        add_sources(sorted(files, key=lambda f: 0 if f.endswith("_pkg.sv") else 1))
+        ports = _ports(_top_file(inst, module).read_text(), module)
+        conns = {"ap_clk": "ap_clk", "ap_clk2x": "ap_clk", "ap_rst_n": "ap_rst_n"}
+        for i, tensor in enumerate(node.input):
+            if model.get_initializer(tensor) is not None:
+                continue
+            _connect(tensors, tensor, _stream_width(inst, "in", i), node.name)
+            for sig in ("TDATA", "TVALID", "TREADY"):
+                conns[f"in{i}_V_{sig}"] = f"{_net(tensor)}_{sig.lower()}"
+        for i, tensor in enumerate(node.output):
+            _connect(tensors, tensor, _stream_width(inst, "out", i), node.name)
+            for sig in ("TDATA", "TVALID", "TREADY"):
+                conns[f"out{i}_V_{sig}"] = f"{_net(tensor)}_{sig.lower()}"
+        params = ""
+        code_dir = Path(inst.get_nodeattr("code_gen_dir_ipgen"))
+        if node.op_type.startswith("Thresholding"):
+            params = f' #(.THRESHOLDS_PATH("{code_dir}/{node.name}_"))'
+        if node.op_type.startswith("MVAU") and inst.get_nodeattr("mem_mode") == "internal_decoupled":
+            stream = f"{node.name}_weights"
+            wrapper = next(code_dir.glob("*_memstream_wrapper.v"))
+            from finn.util.settings import get_settings
+
+            rtllib = Path(get_settings().finn_rtllib)
+            add_sources([rtllib / "axi/hdl/axilite.sv", rtllib / "memstream/hdl/memstream.sv",
+                         rtllib / "memstream/hdl/memstream_axi.sv", wrapper])
+            width = (inst.get_instream_width(1) + 7) // 8 * 8
+            wires.append(f"wire [{width - 1}:0] {stream}_tdata;\nwire {stream}_tvalid, {stream}_tready;")
+            ms_ports = _ports(wrapper.read_text(), wrapper.stem)
+            ms_conns = {"ap_clk": "ap_clk", "ap_clk2x": "ap_clk", "ap_rst_n": "ap_rst_n",
+                        "m_axis_0_tdata": f"{stream}_tdata", "m_axis_0_tvalid": f"{stream}_tvalid",
+                        "m_axis_0_tready": f"{stream}_tready"}
+            instances.append(_instance(wrapper.stem, f"{node.name}_wstrm", ms_ports, ms_conns,
+                                       f' #(.INIT_FILE("{code_dir}/memblock.dat"))'))
+            for sig in ("TDATA", "TVALID", "TREADY"):
+                conns[f"in1_V_{sig}"] = f"{stream}_{sig.lower()}"
+        instances.append(_instance(module, f"{node.name}_i", ports, conns, params))
+
+    for tensor, (width, _) in tensors.items():
+        wires.append(f"wire [{width - 1}:0] {_net(tensor)}_tdata;\nwire {_net(tensor)}_tvalid, {_net(tensor)}_tready;")
+
+    first, last = model.graph.node[0], model.graph.node[-1]
+    fin, lout = getCustomOp(first), getCustomOp(last)
+    in_dt, out_dt = fin.get_input_datatype(0), lout.get_output_datatype(0)
+    in_fold, out_fold = fin.get_folded_input_shape(0), lout.get_folded_output_shape(0)
+    design = RtlDesign(
+        top=TOP, rtl_dir=str(rtl_dir), sources=sources,
+        in_bits=in_dt.bitwidth(), in_elems_per_beat=int(in_fold[-1]), in_signed=in_dt.signed(),
+        in_beats_per_frame=int(np.prod(in_fold[:-1])),
+        out_bits=out_dt.bitwidth(), out_elems_per_beat=int(out_fold[-1]), out_signed=out_dt.signed(),
+        out_beats_per_frame=int(np.prod(out_fold[:-1])),
+        in_shape=[int(v) for v in fin.get_normal_input_shape(0)],
+        out_shape=[int(v) for v in lout.get_normal_output_shape(0)],
+        fifo_depths=fifo_depths, clock_mhz=clock_mhz)
+    top_path = rtl_dir / f"{TOP}.v"
+    top_path.write_text(_top_verilog(design, tensors[graph_in][0], tensors[graph_out][0], _net(graph_in), _net(graph_out),
+                                     wires, instances))
+    design.sources = sources + [str(top_path)]
+    (rtl_dir / "filelist.f").write_text("\n".join(design.sources) + "\n")
+    design.save()
+    return design
+
+
+def _connect(tensors: dict[str, tuple[int, str]], tensor: str, width: int, node: str) -> None:
+    """Record a stream's TDATA width; both ends of a stream must agree (a mismatch is a datatype
+    annotation gone wrong in the compiler, and would silently drop or invent bits in hardware)."""
+    if tensor in tensors and tensors[tensor][0] != width:
+        other_width, other = tensors[tensor]
+        raise ValueError(f"stream {tensor!r}: {other} has {other_width} bit TDATA, {node} has {width}; "
+                         "the layers disagree on its datatype")
+    tensors.setdefault(tensor, (width, node))
+
+
+def _net(tensor: str) -> str:
+    """A legal Verilog identifier for an ONNX tensor name (those may start with a digit)."""
+    return "t_" + re.sub(r"\W", "_", tensor)
+
+
+def _instance(module: str, name: str, ports: dict[str, str], conns: dict[str, str], params: str = "") -> str:
+    """Instantiate with every port listed: connected, inputs tied to 0, outputs left open."""
+    lines = []
+    for port, direction in ports.items():
+        if port in conns:
+            lines.append(f"    .{port}({conns[port]})")
+        elif direction == "input":
+            lines.append(f"    .{port}('0)")
+        else:
+            lines.append(f"    .{port}()")
+    return f"{module}{params} {name} (\n" + ",\n".join(lines) + "\n);"
+
+
+def _top_verilog(d: RtlDesign, in_width: int, out_width: int, graph_in: str, graph_out: str,
+                 wires: list[str], instances: list[str]) -> str:
+    count_bits = max(1, int(np.ceil(np.log2(d.out_beats_per_frame + 1))))
+    return f"""// Generated by fpga_gan.sim.rtl: the stitched dataflow partition. Do not edit.
+// One frame: {d.in_beats_per_frame} input beats ({d.in_elems_per_beat} x {d.in_bits} bit),
+// {d.out_beats_per_frame} output beats ({d.out_elems_per_beat} x {d.out_bits} bit), TLAST on the last.
+`timescale 1ns / 1ps
+module {d.top} (
+    input  wire ap_clk,
+    input  wire ap_rst_n,
+    input  wire [{in_width - 1}:0] s_axis_tdata,
+    input  wire s_axis_tvalid,
+    output wire s_axis_tready,
+    output wire [{out_width - 1}:0] m_axis_tdata,
+    output wire m_axis_tvalid,
+    input  wire m_axis_tready,
+    output wire m_axis_tlast
+);
+{chr(10).join(wires)}
+assign {graph_in}_tdata = s_axis_tdata;
+assign {graph_in}_tvalid = s_axis_tvalid;
+assign s_axis_tready = {graph_in}_tready;
+assign m_axis_tdata = {graph_out}_tdata;
+assign m_axis_tvalid = {graph_out}_tvalid;
+assign {graph_out}_tready = m_axis_tready;
+
+// TLAST: count output beats of the current frame
+reg [{count_bits - 1}:0] out_beat;
+assign m_axis_tlast = out_beat == {count_bits}'d{d.out_beats_per_frame - 1};
+always @(posedge ap_clk) begin
+    if (!ap_rst_n) out_beat <= 0;
+    else if (m_axis_tvalid && m_axis_tready) out_beat <= m_axis_tlast ? 0 : out_beat + 1;
+end
+
+{chr(10).join(instances)}
+endmodule
+"""

@@ -66,28 +66,36 @@ class InferStreamingConcat(Transformation):
 
 
 class InferDuplicateStreams(Transformation):
-    """A stream read by several hardware layers -> fpga_gan ``DuplicateStreams`` feeding each."""
+    """A stream read by several hardware layers -> fpga_gan ``DuplicateStreams`` feeding each.
+
+    Graph inputs count as streams too; a node reading one stream on two inputs gets two copies.
+    """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        for node in model.graph.node:
-            for out in node.output:
-                consumers = model.find_consumers(out) or []
-                if len(consumers) < 2 or not _is_nhwc_4d(model, out):
-                    continue
-                _, h, w, c = model.get_tensor_shape(out)
-                dtype = model.get_tensor_datatype(out)
-                copies = [model.make_new_valueinfo_name() for _ in consumers]
-                for copy, consumer in zip(copies, consumers):
-                    model.set_tensor_shape(copy, [1, h, w, c])
-                    model.set_tensor_datatype(copy, dtype)
-                    for i, name in enumerate(consumer.input):
-                        if name == out:
-                            consumer.input[i] = copy
-                dup = helper.make_node("DuplicateStreams", [out], copies, domain=DOMAIN, backend="fpgadataflow",
-                                       name=f"DuplicateStreams_{out}", ImgDim=[h, w], NumChannels=c,
-                                       NumOutputStreams=len(copies), inputDataType=dtype.name)
-                model.graph.node.insert(list(model.graph.node).index(node) + 1, dup)
-                return model, True
+        streams = [i.name for i in model.graph.input] + [o for n in model.graph.node for o in n.output]
+        for out in streams:
+            readers, seen = [], set()
+            for consumer in model.find_consumers(out) or []:      # lists a node once per read
+                for index, name in enumerate(consumer.input):
+                    if name == out and (id(consumer), index) not in seen:
+                        seen.add((id(consumer), index))
+                        readers.append((consumer, index))
+            if len(readers) < 2 or not _is_nhwc_4d(model, out):
+                continue
+            _, h, w, c = model.get_tensor_shape(out)
+            dtype = model.get_tensor_datatype(out)
+            copies = [model.make_new_valueinfo_name() for _ in readers]
+            for copy, (consumer, index) in zip(copies, readers):
+                model.set_tensor_shape(copy, [1, h, w, c])
+                model.set_tensor_datatype(copy, dtype)
+                consumer.input[index] = copy
+            dup = helper.make_node("DuplicateStreams", [out], copies, domain=DOMAIN, backend="fpgadataflow",
+                                   name=f"DuplicateStreams_{out}", ImgDim=[h, w], NumChannels=c,
+                                   NumOutputStreams=len(copies), inputDataType=dtype.name)
+            producer = model.find_producer(out)
+            at = list(model.graph.node).index(producer) + 1 if producer is not None else 0
+            model.graph.node.insert(at, dup)
+            return model, True
         return model, False
 
 

@@ -77,7 +77,7 @@ class AbsorbPadIntoConv(Transformation):
                     continue
             pads = [int(p) for p in pads]
             rank = len(pads) // 2
-            if rank != 4 or any(pads[i] or pads[i + rank] for i in (0, 1)):
+            if rank != 4 or min(pads) < 0 or any(pads[i] or pads[i + rank] for i in (0, 1)):
                 continue                                  # only spatial (H, W) zero padding
             conv_pads = get_by_name(conv.attribute, "pads")
             old = list(helper.get_attribute_value(conv_pads)) if conv_pads else [0, 0, 0, 0]
@@ -138,6 +138,8 @@ class MoveAffinePastDataMovement(Transformation):
             consumers = model.find_consumers(node.output[0]) or []
             if len(consumers) != 1 or consumers[0].op_type not in ("DepthToSpace", "Slice"):
                 continue
+            if node.output[0] in [o.name for o in model.graph.output]:
+                continue                                      # the unscaled tensor is needed as it is
             mover = consumers[0]
             static = _static_param(model, node)
             if static is None:

@@ -93,7 +93,8 @@ class UpsampleConvToConvTranspose(Transformation):
                 continue
             signed = int(_attr(wq, "signed", 1))
             narrow = int(_attr(wq, "narrow", 0))
-            codes = quant(w, scale, zero, bits, signed=signed, narrow=narrow, rounding_mode="ROUND") / scale
+            rounding = _attr(wq, "rounding_mode", "ROUND")
+            codes = quant(w, scale, zero, bits, signed=signed, narrow=narrow, rounding_mode=rounding) / scale
             new_codes = resize_conv_weight(np.round(codes).astype(np.float64), s)
             new_bits = float(bits) + 2 * math.ceil(math.log2(s))
             new_scale = scale if scale.size == 1 else scale.reshape(1, -1, 1, 1)

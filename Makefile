@@ -15,7 +15,7 @@ TRYON_QAT_STEPS ?= 9000
 TRYON_QAT_DECAY_FROM ?= 4500
 DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 
-.PHONY: install demo test bench-cpu weights clean help
+.PHONY: install demo test bench-cpu weights sim clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
@@ -23,6 +23,7 @@ help:
 	@echo "make install   set up .venv only"
 	@echo "make bench-cpu measure CPU inference speed of the generators"
 	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
+	@echo "make sim MODEL=tryon BOARD=pynq-z2   compile (if needed) and simulate in Verilator"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +66,15 @@ weights: $(STAMP)
 		--init-from $(TRAIN)/dcgan_float/generator.pt & \
 	wait
 	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
+
+MODEL ?= tryon
+BOARD ?= pynq-z2
+SIM_FRAMES ?= 4
+SIM_BUILD := build/$(MODEL)-$(BOARD)
+# Compiling again is cheap: finished stages are reused, so this only re-runs what changed.
+sim: $(STAMP)
+	$(FG) compile $(MODEL) --board $(BOARD) --out $(SIM_BUILD)
+	$(FG) sim $(SIM_BUILD) --frames $(SIM_FRAMES)
 
 clean:
 	rm -rf build dist *.egg-info

@@ -323,3 +323,33 @@ def compile_cmd(model: str, board: str, target_fps: float | None, clock_mhz: flo
                f"LUT {totals['lut']:,.0f}, BRAM18 {totals['bram18']:,.0f}, URAM {totals['uram']:,.0f}, "
                f"DSP {totals['dsp']:,.0f}")
     click.echo(f"report: {result.build_dir / 'report.md'}")
+
+
+@main.command("sim")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--frames", default=4, show_default=True, help="Frames to simulate (each phase).")
+@click.option("--backpressure", default=0.3, show_default=True,
+              help="Probability of an idle input / stalled output cycle in the backpressure phase.")
+@click.option("--waves", is_flag=True, help="Write an FST waveform (slower).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--size-fifos", is_flag=True,
+              help="Measure FIFO peak fill again and re-size (done anyway when fifo_depths.json is missing).")
+def sim_cmd(build_dir: Path, frames: int, backpressure: float, waves: bool, seed: int, size_fifos: bool) -> None:
+    """Simulate a compiled BUILD_DIR in Verilator: frames bit-exact against FINN's Python execution.
+
+    Writes BUILD_DIR/sim_report.json (frames, mismatches, cycles per frame, latency, FPS at the
+    compile's clock, the compiler's estimate, the simulator).
+    """
+    from .compiler.errors import CompileError
+    from .sim.run import simulate
+
+    try:
+        report = simulate(build_dir, frames=frames, backpressure=backpressure, waves=waves, seed=seed,
+                          size_fifos=size_fifos, log=click.echo)
+    except CompileError as err:
+        _fail(str(err))
+        return
+    click.echo(f"{report['frames']} frames, {report['mismatches']} mismatches; {report['cycles_per_frame']:,} cycles "
+               f"per frame (estimate {report['estimated_cycles_per_frame']:,}), {report['fps_at_clock']:,.0f} FPS at "
+               f"{report['clock_mhz']:g} MHz; latency {report['latency_cycles']:,} cycles")
+    click.echo(f"report: {Path(build_dir) / 'sim_report.json'}")

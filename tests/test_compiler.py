@@ -97,7 +97,8 @@ class _TinyUNet(nn.Module):
         return self.out_q(self.out(torch.cat([u, e], dim=1)))
 
 
-def test_a_generator_outside_the_zoo_compiles_bit_exactly(tmp_path):
+def export_tiny_unet(path: Path) -> Path:
+    """The non-zoo generator, perturbed off its initial weights, exported as a user would."""
     from brevitas.export import export_qonnx
 
     torch.manual_seed(3)
@@ -105,8 +106,12 @@ def test_a_generator_outside_the_zoo_compiles_bit_exactly(tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    path = tmp_path / "tiny_unet.onnx"
-    export_qonnx(model, torch.rand(1, 3, 16, 16), export_path=str(path), dynamo=False)   # as a user would
+    export_qonnx(model, torch.rand(1, 3, 16, 16), export_path=str(path), dynamo=False)
+    return path
+
+
+def test_a_generator_outside_the_zoo_compiles_bit_exactly(tmp_path):
+    path = export_tiny_unet(tmp_path / "tiny_unet.onnx")
     compiled = _compile(tmp_path, str(path), "ultra96")
     _assert_all_rtl_one_partition(compiled)
     assert len(compiled.report["deconv"]) == 2

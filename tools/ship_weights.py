@@ -37,6 +37,8 @@ def _command(run: dict) -> str:
         cmd += " --learned-act-scale"
     if t.get("init_from"):
         cmd += f" --init-from {t['init_from']}"
+    if t.get("lr_decay_from") is not None:
+        cmd += f" --lr-decay-from {t['lr_decay_from']}"
     if run["model"] == "dcgan" and "adv_weight" in t:
         cmd += f" --adv-weight {t['adv_weight']}"
     if t.get("threads"):

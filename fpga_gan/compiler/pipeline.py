@@ -365,6 +365,21 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _copy_artifact(source_path: Path, build_dir: Path) -> None:
+    """Make the build dir an artifact too (model.json + the CPU graph), when the source was one
+    (zoo models, ``fpga-gan export`` output): the runtime's cpu and sim backends then open it."""
+    import shutil
+
+    meta_path = source_path.parent / "model.json"
+    if not meta_path.is_file():
+        return
+    meta = json.loads(meta_path.read_text())
+    for name in meta.get("files", {}).values():
+        if (source_path.parent / name).is_file():
+            shutil.copy2(source_path.parent / name, build_dir / name)
+    shutil.copy2(meta_path, build_dir / "model.json")
+
+
 def compile_model(cfg: CompileConfig) -> CompileResult:
     """Run (or resume) every stage; raise :class:`CompileError` naming the problem on bad input."""
     from qonnx.core.modelwrapper import ModelWrapper
@@ -460,6 +475,7 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         "stages": [{"stage": s["stage"], "seconds": s["seconds"]} for s in state["stages"]],
     }
     write_report(build_dir, report)
+    _copy_artifact(source_path, build_dir)
     state["complete"] = True
     _write_json(state_path, state)
     return CompileResult(build_dir, report)

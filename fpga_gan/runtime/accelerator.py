@@ -45,7 +45,7 @@ class Backend(Protocol):
 BackendFactory = Callable[["Artifact"], Backend]
 _BACKENDS: dict[str, BackendFactory] = {}
 # Order in which backend="auto" tries them: real hardware first, the CPU fallback last.
-_AUTO_ORDER = ["pynq", "sim", "cpu"]
+_AUTO_ORDER = ["pynq", "cpu"]   # the sim backend is only ever chosen by name: it is slow
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
@@ -195,4 +195,4 @@ class Accelerator:
 
 def _load_builtin_backends() -> None:
     # Registration is cheap; importing the heavy libraries happens when a backend is opened.
-    from . import cpu  # noqa: F401
+    from . import cpu, sim  # noqa: F401

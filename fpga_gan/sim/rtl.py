@@ -23,7 +23,7 @@ __all__ = ["RtlDesign", "generate_rtl", "partition_model"]
 TOP = "fpga_gan_accelerator"
 _REPO = Path(__file__).resolve().parents[2]
 # finn-rtllib files Verilator cannot elaborate, replaced (for simulation only) by our own models
-SIM_MODELS = {"add_multi.sv": _REPO / "sim" / "rtl" / "add_multi.sv"}
+SIM_MODELS = {name: _REPO / "sim" / "rtl" / name for name in ("add_multi.sv", "fifo.sv")}
 _PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|logic\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?([A-Za-z_]\w*)", re.M)
 
 
@@ -46,6 +46,11 @@ class RtlDesign:
     out_shape: list[int]
     fifo_depths: dict[str, int] = field(default_factory=dict)
     clock_mhz: float = 100.0
+    default_fifo_depth: int = 2
+    source_digest: str = ""       # sha256 of the compiled partition the RTL was generated from
+    layers: int | None = None
+    fifo_names: list[str] = field(default_factory=list)   # order of the top's fifo_peak_<k> ports
+    real_fifos: bool = False      # False: FINN_SIMULATION's unbounded gauges (to measure peak fill)
 
     def save(self) -> None:
         Path(self.rtl_dir, "design.json").write_text(json.dumps(asdict(self), indent=2))
@@ -79,6 +84,17 @@ def partition_model(build_dir: Path):
     if not child_path.is_file():
         raise CompileError(f"the dataflow partition {child_path} is missing; compile again")
     return parent, ModelWrapper(str(child_path)), state
+
+
+def partition_digest(build_dir: Path) -> str:
+    """Content hash of the compiled partition (a re-run compile that reused its stages keeps it)."""
+    import hashlib
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    parent, _, _ = partition_model(build_dir)
+    path = Path(getCustomOp(parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]).get_nodeattr("model"))
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _ports(verilog: str, module: str) -> dict[str, str]:
@@ -129,7 +145,13 @@ def first_layers(model, count: int):
 
 def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, default_fifo_depth: int = 2,
                  rtl_dir: Path | None = None, layers: int | None = None) -> RtlDesign:
-    """Write ``BUILD/rtl/``: the layers' Verilog, a stitched top and ``design.json``."""
+    """Write ``BUILD/rtl/``: the layers' Verilog, a stitched top and ``design.json``.
+
+    With ``fifo_depths`` (sized FIFOs) every FIFO is finn-rtllib's real ``fifo`` of that depth;
+    without, FINN's FIFO wrapper is used, which under ``FINN_SIMULATION`` is an unbounded gauge:
+    nothing deadlocks for lack of buffering and each FIFO reports its peak fill, which is how the
+    depths are sized. Either way each FIFO's peak fill leaves the top as ``fifo_peak_<k>``.
+    """
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
     from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
@@ -150,6 +172,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     import fpga_gan.ops  # noqa: F401 - registers our *_rtl classes with FINN
 
     _, model, state = partition_model(build_dir)
+    digest = partition_digest(build_dir)
     if layers is not None:
         model = first_layers(model, layers)
     board = get_board(state["board"])
@@ -157,6 +180,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     model = model.transform(InsertDWC())
     model = model.transform(InsertFIFO(create_shallow_fifos=True))
     model = model.transform(SpecializeLayers(board.part)).transform(GiveUniqueNodeNames())
+    real_fifos = fifo_depths is not None
     fifo_depths = dict(fifo_depths or {})
     for node in model.graph.node:
         if node.op_type.startswith("StreamingFIFO"):
@@ -171,6 +195,8 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     instances: list[str] = []
     wires: list[str] = []
     tensors: dict[str, tuple[int, str]] = {}
+    fifo_names: list[str] = []
+    peaks: list[str] = []
     graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
 
     def add_sources(paths) -> None:
@@ -219,6 +245,22 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
                                        f' #(.INIT_FILE("{code_dir}/memblock.dat"))'))
             for sig in ("TDATA", "TVALID", "TREADY"):
                 conns[f"in1_V_{sig}"] = f"{stream}_{sig.lower()}"
+        if node.op_type.startswith("StreamingFIFO"):
+            peak = f"fifo_peak_{len(fifo_names)}"
+            fifo_names.append(node.name)
+            peaks.append(peak)
+            if real_fifos:
+                width = _stream_width(inst, "in", 0)
+                src, dst = _net(node.input[0]), _net(node.output[0])
+                instances.append(
+                    f"fifo #(.DEPTH({inst.get_nodeattr('depth')}), .DATA_WIDTH({width}), .RAM_STYLE(\"auto\")) "
+                    f"{node.name}_i (\n    .clk(ap_clk), .rst(!ap_rst_n),\n"
+                    f"    .idat({src}_tdata), .ivld({src}_tvalid), .irdy({src}_tready),\n"
+                    f"    .odat({dst}_tdata), .ovld({dst}_tvalid), .ordy({dst}_tready),\n"
+                    f"    .count(), .maxcount({peak}_w)\n);\nassign {peak} = 32'({peak}_w);")
+                wires.append(f"wire [$clog2({inst.get_nodeattr('depth')}+1):0] {peak}_w;")
+                continue
+            conns["maxcount"] = peak
         instances.append(_instance(module, f"{node.name}_i", ports, conns, params))
 
     for tensor, (width, _) in tensors.items():
@@ -236,10 +278,11 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
         out_beats_per_frame=int(np.prod(out_fold[:-1])),
         in_shape=[int(v) for v in fin.get_normal_input_shape(0)],
         out_shape=[int(v) for v in lout.get_normal_output_shape(0)],
-        fifo_depths=fifo_depths, clock_mhz=clock_mhz)
+        fifo_depths=fifo_depths, clock_mhz=clock_mhz, default_fifo_depth=default_fifo_depth,
+        source_digest=digest, layers=layers, fifo_names=fifo_names, real_fifos=real_fifos)
     top_path = rtl_dir / f"{TOP}.v"
     top_path.write_text(_top_verilog(design, tensors[graph_in][0], tensors[graph_out][0], _net(graph_in), _net(graph_out),
-                                     wires, instances))
+                                     wires, instances, peaks))
     design.sources = sources + [str(top_path)]
     (rtl_dir / "filelist.f").write_text("\n".join(design.sources) + "\n")
     design.save()
@@ -275,8 +318,9 @@ def _instance(module: str, name: str, ports: dict[str, str], conns: dict[str, st
 
 
 def _top_verilog(d: RtlDesign, in_width: int, out_width: int, graph_in: str, graph_out: str,
-                 wires: list[str], instances: list[str]) -> str:
+                 wires: list[str], instances: list[str], peaks: list[str]) -> str:
     count_bits = max(1, int(np.ceil(np.log2(d.out_beats_per_frame + 1))))
+    peak_ports = "".join(f",\n    output wire [31:0] {p}" for p in peaks)
     return f"""// Generated by fpga_gan.sim.rtl: the stitched dataflow partition. Do not edit.
 // One frame: {d.in_beats_per_frame} input beats ({d.in_elems_per_beat} x {d.in_bits} bit),
 // {d.out_beats_per_frame} output beats ({d.out_elems_per_beat} x {d.out_bits} bit), TLAST on the last.
@@ -290,7 +334,7 @@ module {d.top} (
     output wire [{out_width - 1}:0] m_axis_tdata,
     output wire m_axis_tvalid,
     input  wire m_axis_tready,
-    output wire m_axis_tlast
+    output wire m_axis_tlast{peak_ports}
 );
 {chr(10).join(wires)}
 assign {graph_in}_tdata = s_axis_tdata;

@@ -135,9 +135,10 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
         "waves": str(sim_build / "dump.fst") if waves else None, "model": state.get("model"),
         "board": state.get("board"), "layers": layers, **report_extra,
     }
-    tmp = build_dir / "sim_report.json.tmp"
+    name = "sim_report.json" if layers is None else f"sim_report-first-{layers}.json"   # a cut never replaces it
+    tmp = build_dir / (name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, build_dir / "sim_report.json")
+    os.replace(tmp, build_dir / name)
     if report["mismatches"]:
         raise SimError(f"RTL simulation of {build_dir}: {report['mismatches']} of {report['frames']} frames differ "
                        f"from FINN's Python execution (details in sim_report.json)")

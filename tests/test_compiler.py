@@ -40,6 +40,10 @@ def _assert_all_rtl_one_partition(result) -> None:
     assert len(partitions) == 1
     assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul"}
     assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
+    for producer, consumer in zip(report["nodes"], report["nodes"][1:]):
+        if producer["op_type"].startswith("ConvolutionInputGenerator") and consumer["op_type"].startswith("MVAU"):
+            # window and MVAU widths in integer ratio: no slow fractional width converter between them
+            assert consumer["simd"] % producer["simd"] == 0 or producer["simd"] % consumer["simd"] == 0
     state = json.loads((result.build_dir / "state.json").read_text())
     assert state["complete"] is True
     for name in ("report.json", "report.md", "cycles.png"):

@@ -78,6 +78,21 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def _window_simd(model: ModelWrapper, node) -> int | None:
+    """SIMD of the sliding-window generator feeding an MVAU, if one does."""
+    producer = model.find_producer(node.input[0])
+    if producer is None or not producer.op_type.startswith("ConvolutionInputGenerator"):
+        return None
+    return int(getCustomOp(producer).get_nodeattr("SIMD"))
+
+
+def _simd_fits_window(simd: int, window_simd: int | None) -> bool:
+    """An MVAU SIMD that is not a multiple or divisor of its window generator's SIMD needs a
+    width converter with a non-integer ratio, which (measured in RTL simulation) moves fewer
+    elements per cycle than either side: the try-on ran 1.5x slower than estimated for it."""
+    return window_simd is None or simd % window_simd == 0 or window_simd % simd == 0
+
+
 def widen_deep_memories(model: ModelWrapper, fpgapart: str, max_depth: int = MAX_WEIGHT_DEPTH) -> ModelWrapper:
     """Raise PE of MVAUs whose weight memory is deeper than ``max_depth`` words.
 
@@ -96,8 +111,10 @@ def widen_deep_memories(model: ModelWrapper, fpgapart: str, max_depth: int = MAX
         if mh * mw // (pe * simd) <= max_depth:
             continue
         lanes_cap = max(8 * pe * simd, 4 * mh * mw // max_depth)
+        window = _window_simd(model, node)
         options = [(p, s) for p in _divisors(mh) if p >= pe for s in _divisors(mw)
-                   if s >= simd and p * s <= lanes_cap and mh * mw // (p * s) <= max_depth]
+                   if s >= simd and p * s <= lanes_cap and mh * mw // (p * s) <= max_depth
+                   and _simd_fits_window(s, window)]
         best = None
         for p, s in options:
             inst.set_nodeattr("PE", p)
@@ -136,8 +153,10 @@ def pack_dsp_lanes(model: ModelWrapper, board) -> ModelWrapper:
             share = inst.dsp_estimation(board.part) / board.dsp + inst.bram_estimation(board.part) / board.bram18
             return share, p * s
 
+        window = _window_simd(model, node)
         best = min(((cost(p, s), p, s) for p in _divisors(mh) for s in _divisors(mw)
-                    if lanes <= p * s <= 2 * lanes and (mh // p) * (mw // s) <= (mh // pe) * (mw // simd)),
+                    if lanes <= p * s <= 2 * lanes and (mh // p) * (mw // s) <= (mh // pe) * (mw // simd)
+                    and _simd_fits_window(s, window)),
                    default=None)
         if best is None or best[0] >= cost(pe, simd):
             inst.set_nodeattr("PE", pe)

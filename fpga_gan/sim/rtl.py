@@ -121,25 +121,27 @@ def _stream_width(inst, direction: str, index: int) -> int:
     return int(names[index][1])
 
 
-def first_layers(model, count: int):
-    """The partition cut after its first ``count`` layers: to find the first layer whose RTL
-    disagrees with its golden model (the graph is a chain between forks, cut at a chain node)."""
+def first_layers(model, count):
+    """The partition cut to a chain of its layers: ``count`` = k keeps the first k, (a, b) keeps
+    layers a..b-1 (0-based). To find the layer whose RTL disagrees with its golden model or its
+    cycle estimate; a cut must not leave a fork's other branch dangling."""
     from onnx import helper
 
     nodes = list(model.graph.node)
-    if not 1 <= count <= len(nodes):
-        raise ValueError(f"the partition has {len(nodes)} layers, cannot keep {count}")
-    kept = nodes[:count]
-    out = kept[-1].output[0]
-    for node in nodes[count:]:
+    start, stop = (0, count) if isinstance(count, int) else (int(count[0]), int(count[1]))
+    if not 0 <= start < stop <= len(nodes):
+        raise ValueError(f"the partition has {len(nodes)} layers, cannot keep layers {start}..{stop - 1}")
+    kept = nodes[start:stop]
+    first_in, out = kept[0].input[0], kept[-1].output[0]
+    for node in nodes[:start] + nodes[stop:]:
         model.graph.node.remove(node)
-    shape = model.get_tensor_shape(out)
-    dtype = model.get_tensor_datatype(out)
-    for vi in [v for v in model.graph.value_info if v.name == out]:
-        model.graph.value_info.remove(vi)
-    del model.graph.output[:]
-    model.graph.output.append(helper.make_tensor_value_info(out, 1, shape))
-    model.set_tensor_datatype(out, dtype)
+    for name, graph_list in ((out, model.graph.output), (first_in, model.graph.input)):
+        shape, dtype = model.get_tensor_shape(name), model.get_tensor_datatype(name)
+        for vi in [v for v in model.graph.value_info if v.name == name]:
+            model.graph.value_info.remove(vi)
+        del graph_list[:]
+        graph_list.append(helper.make_tensor_value_info(name, 1, shape))
+        model.set_tensor_datatype(name, dtype)
     return model
 
 

@@ -43,7 +43,8 @@ def design_for(build_dir: Path, fifo_depths: dict[str, int] | None = None, layer
     from .rtl import partition_digest
 
     name = "rtl" if fifo_depths is not None else "rtl-gauge"
-    rtl_dir = build_dir / (name if layers is None else f"{name}-first-{layers}")
+    cut = None if layers is None else (str(layers) if isinstance(layers, int) else f"{layers[0]}-{layers[1]}")
+    rtl_dir = build_dir / (name if cut is None else f"{name}-layers-{cut}")
     if (rtl_dir / "design.json").is_file():
         design = RtlDesign.load(rtl_dir)
         if (all(Path(p).is_file() for p in design.sources) and design.source_digest == partition_digest(build_dir)
@@ -135,7 +136,7 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
         "waves": str(sim_build / "dump.fst") if waves else None, "model": state.get("model"),
         "board": state.get("board"), "layers": layers, **report_extra,
     }
-    name = "sim_report.json" if layers is None else f"sim_report-first-{layers}.json"   # a cut never replaces it
+    name = "sim_report.json" if layers is None else f"sim_report-layers-{layers}.json"   # a cut never replaces it
     tmp = build_dir / (name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, build_dir / name)

@@ -27,11 +27,17 @@ def test_get_board_spellings(spelling):
 def test_board_table():
     assert set(BOARDS) == {"pynq-z2", "ultra96", "zcu104", "kv260"}
     assert get_board("ultra96").default_clock_mhz == 150.0
-    assert get_board("ZCU104") == Board("zcu104", "xczu7ev-ffvc1156-2-e", 230_400, 460_800, 624, 96, 1_728, 200.0)
+    assert get_board("ZCU104") == Board("zcu104", "xczu7ev-ffvc1156-2-e", 230_400, 460_800, 624, 96, 1_728, 200.0,
+                                        "ZCU104", ("ZCU104",), 128, "vivado_zynq")
     assert get_board("kv260").part == "xck26-sfvc784-2LV-c"
     assert get_board("kv260").bram18 == 288 and get_board("kv260").uram == 64
     for name, board in BOARDS.items():
         assert board.name == name
+        # The handover to FINN's builder needs FINN to know the board under that name and part.
+        from finn.util.basic import pynq_native_port_width, pynq_part_map
+
+        assert pynq_part_map[board.finn_board] == board.part
+        assert pynq_native_port_width[board.finn_board] == board.axi_width_bits
 
 
 def test_get_board_unknown_names_valid_ones():

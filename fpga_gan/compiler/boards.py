@@ -8,16 +8,8 @@ BRAM18 halves, URAMs, DSP slices), next to the part string FINN wants.
 BRAM is counted in 18 Kb halves (``bram18``) because FINN's ``bram_estimation`` counts those;
 data sheets list 36 Kb blocks, so ``bram18 = 2 * BRAM36``.
 
-Numbers are from the AMD/Xilinx product tables for each part:
-
-=========  ======================  =======  =======  ======  ====  =====  =========
-board      part                    LUT      FF       BRAM36  URAM  DSP    clock MHz
-=========  ======================  =======  =======  ======  ====  =====  =========
-pynq-z2    xc7z020clg400-1          53,200  106,400     140     0    220        100
-ultra96    xczu3eg-sbva484-1-i      70,560  141,120     216     0    360        150
-zcu104     xczu7ev-ffvc1156-2-e    230,400  460,800     312    96  1,728        200
-kv260      xck26-sfvc784-2LV-c     117,120  234,240     144    64  1,248        200
-=========  ======================  =======  =======  ======  ====  =====  =========
+The boards are data, in ``hw/boards.json``, shared with the FINN build handover (FINN's board
+name, AXI port width, shell flow) and the board runtime (the names PYNQ images report).
 
 The Ultra96 could close timing at 200 MHz for small designs, but 150 MHz is the clock its
 PYNQ image and FINN's examples use, and a default that routes is worth more than 33 % on paper.
@@ -25,10 +17,12 @@ PYNQ image and FINN's examples use, and a default that routes is worth more than
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import CompileError
 
@@ -52,14 +46,33 @@ class Board:
     uram: int
     dsp: int
     default_clock_mhz: float
+    finn_board: str = ""                       # key of FINN's pynq_part_map
+    pynq_board_names: tuple[str, ...] = field(default=(), compare=False)
+    axi_width_bits: int = 64                   # native AXI HP port width of the IODMAs
+    shell_flow_type: str = "vivado_zynq"
 
 
-BOARDS: dict[str, Board] = {
-    "pynq-z2": Board("pynq-z2", "xc7z020clg400-1", 53_200, 106_400, 2 * 140, 0, 220, 100.0),
-    "ultra96": Board("ultra96", "xczu3eg-sbva484-1-i", 70_560, 141_120, 2 * 216, 0, 360, 150.0),
-    "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", 230_400, 460_800, 2 * 312, 96, 1_728, 200.0),
-    "kv260": Board("kv260", "xck26-sfvc784-2LV-c", 117_120, 234_240, 2 * 144, 64, 1_248, 200.0),
-}
+BOARDS_FILE = Path(__file__).resolve().parents[2] / "hw" / "boards.json"
+
+
+def load_boards(path: Path = BOARDS_FILE) -> dict[str, Board]:
+    """The boards of ``hw/boards.json`` (BRAM converted from 36 Kb blocks to 18 Kb halves)."""
+    try:
+        entries = json.loads(Path(path).read_text())["boards"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise CompileError(f"cannot read the board definitions {path}: {exc}") from exc
+    boards = {}
+    for name, e in entries.items():
+        try:
+            boards[name] = Board(name, e["part"], e["lut"], e["ff"], 2 * e["bram36"], e["uram"], e["dsp"],
+                                 float(e["default_clock_mhz"]), e["finn_board"], tuple(e["pynq_board_names"]),
+                                 int(e["axi_width_bits"]), e["shell_flow_type"])
+        except KeyError as exc:
+            raise CompileError(f"{path}: board {name!r} lacks {exc}") from exc
+    return boards
+
+
+BOARDS: dict[str, Board] = load_boards()
 
 # The resources FINN estimates per layer, hence the ones a fit check can compare (FINN gives no
 # flip-flop estimate, so FF is in the budget for the report but not checked).

@@ -45,7 +45,7 @@ module axis_register #(
     assign s_axis_tready = !skid_valid;
     assign m_axis_tdata  = main_data;
     assign m_axis_tvalid = main_valid;
-    assign m_axis_tlast  = LAST_ENABLE ? main_last : 1'b0;
+    assign m_axis_tlast  = (LAST_ENABLE != 0) ? main_last : 1'b0;
 
     wire in_fire  = s_axis_tvalid && s_axis_tready;
     wire out_free = !main_valid || m_axis_tready;

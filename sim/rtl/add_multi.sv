@@ -19,7 +19,7 @@ module add_multi import mvu_pkg::*; #(
 	int  ARG_HI = 0,            // largest addend value (0 with ARG_LO 0: the full ARG_WIDTH range)
 	bit  RESET_ZERO = 1,        // reset registers to 0 (else to X; 0 in two-state simulation)
 
-	localparam int unsigned  SUM_WIDTH = sumwidth(N, ARG_WIDTH, ARG_LO, ARG_HI)
+	localparam int unsigned  SUM_WIDTH = sumwidth(N, ARG_WIDTH, longint'(ARG_LO), longint'(ARG_HI))
 )(
 	input	logic  clk,
 	input	logic  rst,
@@ -48,9 +48,9 @@ module add_multi import mvu_pkg::*; #(
 	logic [SUM_WIDTH-1:0]  stage[GATED + FREE + 1];
 	assign	stage[0] = total;
 	for(genvar  k = 0; k < GATED + FREE; k++) begin : genStage
-		logic [SUM_WIDTH-1:0]  R = '0;
+		logic [SUM_WIDTH-1:0]  R;
 		always_ff @(posedge clk) begin
-			if(rst)                  R <= '0;
+			if(rst)                  R <= RESET_ZERO? '0 : 'x;
 			else if(k >= GATED || en)  R <= stage[k];
 		end
 		assign	stage[k+1] = R;

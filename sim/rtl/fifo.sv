@@ -10,7 +10,9 @@
 module fifo #(
 	int unsigned  DEPTH,                 // capacity in items, >= 2
 	int unsigned  DATA_WIDTH,            // bits per item
+	/* verilator lint_off UNUSEDPARAM */
 	parameter  RAM_STYLE = "auto"        // synthesis hint of the original; unused in simulation
+	/* verilator lint_on UNUSEDPARAM */
 )(
 	input	logic  clk,
 	input	logic  rst,
@@ -35,15 +37,15 @@ module fifo #(
 	localparam int unsigned  AW = DEPTH > 1? $clog2(DEPTH) : 1;
 
 	logic [DATA_WIDTH-1:0]  Mem[DEPTH];
-	logic [AW-1:0]  WrPtr = 0;
-	logic [AW-1:0]  RdPtr = 0;
-	logic [$clog2(DEPTH+1):0]  Count = 0;
-	logic [$clog2(DEPTH+1):0]  MaxCount = 0;
+	logic [AW-1:0]  WrPtr;
+	logic [AW-1:0]  RdPtr;
+	logic [$clog2(DEPTH+1):0]  Count;
+	logic [$clog2(DEPTH+1):0]  MaxCount;
 
 	uwire  push = ivld && irdy;
 	uwire  pop  = ovld && ordy;
 
-	assign	irdy = Count < DEPTH;
+	assign	irdy = 32'(Count) < DEPTH;
 	assign	ovld = Count != 0;
 	assign	odat = Mem[RdPtr];
 	assign	count = Count;

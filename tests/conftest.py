@@ -28,3 +28,23 @@ def zoo_artifacts(tmp_path_factory) -> dict[str, Path]:
         export_weights(zoo_path(name), root / name, name)
         out[name] = root / name
     return out
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def tiny_unet_build(tmp_path_factory) -> tuple[Path, dict]:
+    """A generator outside the zoo, compiled for ultra96 and simulated (FIFOs sized): the build dir
+    and its sim report. Shared because a Verilator build of it is the slow part of several tests."""
+    from fpga_gan.compiler.pipeline import CompileConfig, compile_model
+    from fpga_gan.sim.run import simulate
+
+    from .test_compiler import export_tiny_unet
+
+    root = tmp_path_factory.mktemp("tiny_unet")
+    path = export_tiny_unet(root / "tiny_unet.onnx")
+    build = root / "build"
+    compile_model(CompileConfig(model=str(path), board="ultra96", out_dir=build, log=_quiet))
+    return build, simulate(build, frames=2, backpressure=0.3, log=_quiet)

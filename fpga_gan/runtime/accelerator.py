@@ -195,4 +195,4 @@ class Accelerator:
 
 def _load_builtin_backends() -> None:
     # Registration is cheap; importing the heavy libraries happens when a backend is opened.
-    from . import cpu, sim  # noqa: F401
+    from . import board, cpu, sim  # noqa: F401

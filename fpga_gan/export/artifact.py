@@ -1,0 +1,123 @@
+"""The artifact directory format (``model.json`` + QONNX + QCDQ), written from a QONNX file alone.
+
+Two ways lead to an artifact: exporting a Brevitas module (:mod:`.exporter`, which knows the
+quantizers as torch objects) and taking a QONNX file a user exported elsewhere (this module,
+which reads the same facts from the graph's first and last ``Quant`` nodes). The compiler takes
+either; the board artifact needs ``model.json`` and the CPU graph in both cases. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+ARTIFACT_SCHEMA_VERSION = 1
+QONNX_FILE = "model.qonnx.onnx"
+QCDQ_FILE = "model.qcdq.onnx"
+MODEL_JSON = "model.json"
+
+
+class ArtifactExportError(ValueError):
+    """The QONNX graph lacks what an artifact needs (quantized input and output)."""
+
+
+def int_dtype(bits: int, signed: bool) -> str:
+    if bits > 16:
+        raise ValueError(f"{bits}-bit I/O is not supported (at most 16)")
+    return ("int" if signed else "uint") + ("8" if bits <= 8 else "16")
+
+
+def tensor_spec(name: str, shape, scale: float, bits: int, signed: bool, with_range: bool = False) -> dict:
+    """One ``model.json`` tensor entry; inputs carry the code range the runtime validates."""
+    spec = {"name": name, "shape": [None, *[int(d) for d in shape[1:]]], "layout": "NCHW",
+            "dtype": int_dtype(bits, signed), "bits": bits, "signed": signed, "scale": scale, "zero_point": 0}
+    if with_range:
+        spec["range"] = [-(2 ** (bits - 1)) if signed else 0, 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1]
+    return spec
+
+
+class FoldConstantQuant:
+    """Replace Quant nodes whose inputs are all constants by their (exact, dyadic) result.
+
+    QCDQ only expresses 2..8-bit quantizers; the 16-bit bias quantizers are constant anyway, so
+    ONNX Runtime gets the quantized bias values as plain initializers.
+    """
+
+    def apply(self, model):
+        from qonnx.custom_op.general.quant import quant
+
+        graph = model.graph
+        for node in list(graph.node):
+            if node.op_type != "Quant":
+                continue
+            values = [model.get_initializer(i) for i in node.input]
+            if any(v is None for v in values):
+                continue
+            attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
+            folded = quant(*values, signed=attrs.get("signed", 1), narrow=attrs.get("narrow", 0),
+                           rounding_mode="ROUND")
+            model.set_initializer(node.output[0], folded.astype(np.float32))
+            graph.node.remove(node)
+        return model
+
+
+def _make_batch_dynamic(proto) -> None:
+    """Let ONNX Runtime take any batch size: symbolic first dim, no stale intermediate shapes."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    del proto.graph.value_info[:]
+
+
+def write_qcdq(qonnx_model, path: Path, name: str) -> None:
+    """The QCDQ form of a (cleaned) QONNX model, which ONNX Runtime runs, at ``path``."""
+    from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
+    from qonnx.util.cleanup import cleanup_model
+
+    qcdq_model = FoldConstantQuant().apply(qonnx_model.transform(QuantToQCDQ()))
+    qcdq_model = cleanup_model(qcdq_model, preserve_qnt_ops=True)
+    leftover = [n.name for n in qcdq_model.graph.node if n.op_type == "Quant"]
+    if leftover:
+        raise ArtifactExportError(f"{name}: Quant nodes {leftover} have no QCDQ form (bit width > 8 on a "
+                                  "non-constant tensor?); ONNX Runtime could not run this model")
+    _make_batch_dynamic(qcdq_model.model)
+    qcdq_model.save(str(path))
+
+
+def _quant_params(model, node, where: str) -> tuple[float, int, bool]:
+    """(scale, bits, signed) of a per-tensor, zero-point-free Quant node."""
+    if node is None or node.op_type != "Quant":
+        raise ArtifactExportError(f"the model's {where} is not quantized (a {node.op_type if node else 'missing'} "
+                                  f"node, not Quant): export it with a Brevitas {where} quantizer")
+    scale, zero, bits = (model.get_initializer(t) for t in node.input[1:4])
+    if scale is None or zero is None or bits is None or np.size(scale) != 1 or np.any(zero != 0):
+        raise ArtifactExportError(f"{where} Quant node {node.name}: needs a constant per-tensor scale and zero "
+                                  "point 0 (the accelerator's streams carry plain integer codes)")
+    signed = next((a.i for a in node.attribute if a.name == "signed"), 1)
+    return float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(bits).reshape(-1)[0]), bool(signed)
+
+
+def artifact_from_qonnx(qonnx_path: Path, out_dir: Path, name: str) -> dict:
+    """Write ``model.json``, the QONNX copy and the QCDQ graph for a QONNX file; returns the spec."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    qonnx_path, out_dir = Path(qonnx_path), Path(out_dir)
+    model = cleanup_model(ModelWrapper(str(qonnx_path)))
+    graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
+    consumers = model.find_consumers(graph_in)
+    in_q = _quant_params(model, consumers[0] if len(consumers) == 1 else None, "input")
+    out_q = _quant_params(model, model.find_producer(graph_out), "output")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if qonnx_path.resolve() != (out_dir / QONNX_FILE).resolve():
+        shutil.copyfile(qonnx_path, out_dir / QONNX_FILE)
+    write_qcdq(model, out_dir / QCDQ_FILE, name)
+    spec = {"schema_version": ARTIFACT_SCHEMA_VERSION, "model": name,
+            "files": {"qonnx": QONNX_FILE, "qcdq": QCDQ_FILE},
+            "inputs": [tensor_spec("global_in", model.get_tensor_shape(graph_in), *in_q, with_range=True)],
+            "outputs": [tensor_spec("global_out", model.get_tensor_shape(graph_out), *out_q)],
+            "source_file": qonnx_path.name}
+    (out_dir / MODEL_JSON).write_text(json.dumps(spec, indent=2) + "\n")
+    return spec

@@ -15,7 +15,10 @@ TRYON_QAT_STEPS ?= 9000
 TRYON_QAT_DECAY_FROM ?= 4500
 DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 
-.PHONY: install demo test bench-cpu weights sim clean help
+BOARD_VENV := .venv-board
+BOARD_STAMP := $(BOARD_VENV)/.installed
+
+.PHONY: install demo test bench bench-cpu weights sim lint finn-build bitstream deploy clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
@@ -24,6 +27,11 @@ help:
 	@echo "make bench-cpu measure CPU inference speed of the generators"
 	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
 	@echo "make sim MODEL=tryon BOARD=pynq-z2   compile (if needed) and simulate in Verilator"
+	@echo "make bench     measure fpga_gan against its alternatives, write BENCHMARKS.md"
+	@echo "make lint      Verilator lint of all RTL fpga_gan owns"
+	@echo "make finn-build MODEL=tryon BOARD=pynq-z2   the directory FINN's builder runs on a Vivado machine"
+	@echo "make bitstream MODEL=tryon BOARD=pynq-z2    bitstream artifact in bitstreams/ (needs Vivado 2022.2/2024.2)"
+	@echo "make deploy MODEL=tryon BOARD=pynq-z2       dist/<model>-<board>.tar.gz for the board (DEPLOY_ARGS=--cpu-only without a bitstream)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,13 +44,26 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# A board-like Python environment (numpy 1.26 as on PYNQ images, no torch, no FINN): the tests run
+# the deploy package's runtime in it.
+$(BOARD_STAMP): Makefile
+	test -x $(BOARD_VENV)/bin/python || $(PYTHON) -m venv $(BOARD_VENV)
+	$(BOARD_VENV)/bin/pip install --quiet numpy==1.26.4 onnxruntime==1.20.1
+	touch $(BOARD_STAMP)
+
+install: $(STAMP) $(BOARD_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/fpga-gan demo
 
-test: $(STAMP)
+test: $(STAMP) $(BOARD_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(FG) bench --out build/bench
+
+lint: $(STAMP)
+	$(PY) -m fpga_gan.ops.lint
 
 bench-cpu: $(STAMP)
 	$(PY) benchmarks/cpu_inference.py
@@ -75,6 +96,17 @@ SIM_BUILD := build/$(MODEL)-$(BOARD)
 sim: $(STAMP)
 	$(FG) compile $(MODEL) --board $(BOARD) --out $(SIM_BUILD)
 	$(FG) sim $(SIM_BUILD) --frames $(SIM_FRAMES)
+
+finn-build: $(STAMP)
+	$(FG) finn-build $(MODEL) --board $(BOARD)
+
+# Everything Vivado-free first (compile, RTL, FIFO sizing, FINN build dir); then FINN + Vivado.
+bitstream: $(STAMP)
+	$(FG) bitstream $(MODEL) --board $(BOARD)
+
+DEPLOY_ARGS ?=
+deploy: $(STAMP)
+	$(FG) deploy $(MODEL) --board $(BOARD) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info

@@ -286,10 +286,6 @@ def demo(out_dir: Path, n_pairs: int, backend: str) -> None:
     run_demo(out_dir, n_pairs=n_pairs, backend=backend, echo=click.echo)
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command("compile")
 @click.argument("model")
 @click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")
@@ -353,3 +349,109 @@ def sim_cmd(build_dir: Path, frames: int, backpressure: float, waves: bool, seed
                f"per frame (estimate {report['estimated_cycles_per_frame']:,}), {report['fps_at_clock']:,.0f} FPS at "
                f"{report['clock_mhz']:g} MHz; latency {report['latency_cycles']:,} cycles")
     click.echo(f"report: {Path(build_dir) / 'sim_report.json'}")
+
+
+# ------------------------------------------------------------------------------- board artifacts
+def _board_options(func):
+    func = click.option("--clock-mhz", type=float, default=None, help="Clock (default: the board's usual clock).")(func)
+    func = click.option("--target-fps", type=float, default=None,
+                        help="Frames per second to fold for (default: the fastest folding that fits).")(func)
+    func = click.option("--build-dir", type=click.Path(path_type=Path), default=None,
+                        help="Compile build directory (default: build/<model>-<board>/).")(func)
+    return click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")(func)
+
+
+@main.command("finn-build")
+@click.argument("model")
+@_board_options
+def finn_build_cmd(model: str, board: str, build_dir: Path | None, target_fps: float | None,
+                   clock_mhz: float | None) -> None:
+    """Write the directory FINN's `finn build` runs on a Vivado machine (GAN passes as a custom step).
+
+    Compiles MODEL (resuming), sizes the FIFOs in Verilator, checks the design with its FIFOs fits
+    the board and writes BUILD/finn-build/: model.onnx, dataflow_build_config.json, the folding
+    and FIFO configs and custom_steps.py.
+    """
+    from .bitstream.build import prepare
+    from .compiler.errors import CompileError
+
+    try:
+        plan = prepare(model, board, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=click.echo)
+    except CompileError as err:
+        _fail(str(err))
+        return
+    click.echo(f"FINN build directory: {plan.handover} (see its README.md)")
+
+
+@main.command("bitstream")
+@click.argument("model")
+@_board_options
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("bitstreams"), show_default=True,
+              help="Artifacts go to OUT/<model>-<board>/.")
+def bitstream_cmd(model: str, board: str, build_dir: Path | None, target_fps: float | None, clock_mhz: float | None,
+                  out_root: Path) -> None:
+    """Build the bitstream of MODEL for a board: everything Vivado-free here, then FINN + Vivado.
+
+    Without a supported Vivado it stops after writing the compile, the RTL and the FINN build
+    directory, and exits non-zero naming what is missing.
+    """
+    from .bitstream.build import build_bitstream
+    from .compiler.errors import CompileError
+
+    try:
+        artifact = build_bitstream(model, board, out_root=out_root, target_fps=target_fps, clock_mhz=clock_mhz,
+                                   build_dir=build_dir, log=click.echo)
+    except CompileError as err:
+        _fail(str(err))
+        return
+    click.echo(f"artifact: {artifact} (copy it to the board, then: fpga-gan selftest {artifact})")
+
+
+@main.command("selftest", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def selftest_cmd(args: tuple[str, ...]) -> None:
+    """Run N inputs through the hardware and the cpu backend: identical codes, images/s, latency.
+
+    ARTIFACT [--n N] [--backend pynq|sim|cpu] [--seed S]; the same as
+    `python -m fpga_gan.runtime.selftest`, which is what a board without this CLI runs.
+    """
+    from .runtime.selftest import main as selftest_main
+
+    sys.exit(selftest_main(list(args)))
+
+
+@main.command("deploy")
+@click.argument("model")
+@click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")
+@click.option("--artifact", type=click.Path(path_type=Path), default=None,
+              help="Artifact directory (default: bitstreams/<model>-<board>/).")
+@click.option("--cpu-only", is_flag=True,
+              help="Without a bitstream: package the CPU fallback (the ONNX Runtime backend) for that board.")
+@click.option("--samples", default=8, show_default=True, help="Sample inputs to include.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True)
+def deploy_cmd(model: str, board: str, artifact: Path | None, cpu_only: bool, samples: int, out_dir: Path) -> None:
+    """Write dist/<model>-<board>.tar.gz: the runtime (numpy + pynq), the artifact, samples, a README."""
+    from .bitstream.deploy import DeployError, make_deploy
+
+    try:
+        tarball = make_deploy(model, board, artifact=artifact, cpu_only=cpu_only, samples=samples, out_dir=out_dir,
+                              log=click.echo)
+    except DeployError as err:
+        _fail(str(err))
+        return
+    click.echo(f"deploy package: {tarball}")
+
+
+def _register_bench() -> None:
+    try:
+        from .bench.cli import bench
+    except ImportError:          # the benchmark harness is optional in a runtime-only install
+        return
+    main.add_command(bench, "bench")
+
+
+_register_bench()
+
+
+if __name__ == "__main__":
+    main()

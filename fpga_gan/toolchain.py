@@ -48,3 +48,13 @@ def activate_verilator() -> Path:
     if shutil.which("verilator") is None:
         raise ToolchainError("verilator is not on PATH after set-up")
     return verilator_root()
+
+
+def finn_plus_version() -> str:
+    """The installed finn-plus version (recorded in build handovers and artifact manifests)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("finn-plus")
+    except PackageNotFoundError:
+        return "not installed"

@@ -54,3 +54,20 @@ def test_resume_without_checkpoint_is_a_clear_error(small_dataset, tmp_path):
 
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_tryon(_tryon_cfg(small_dataset, tmp_path, 2), resume=True)
+
+
+def test_ssim_loss_term_equals_scikit_image_ssim_and_has_gradients():
+    """The training's SSIM term is the metric the model is judged by, not an approximation."""
+    import numpy as np
+
+    from fpga_gan.train.metrics import psnr_ssim, ssim_loss_term
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 256, (3, 3, 32, 24)).astype(np.uint8)
+    pred = np.clip(target.astype(int) + rng.integers(-50, 50, target.shape), 0, 255).astype(np.uint8)
+    _, expected = psnr_ssim(pred, target)
+    p = (torch.from_numpy(pred).double() / 255).requires_grad_()
+    value = ssim_loss_term(p, torch.from_numpy(target).double() / 255)
+    assert abs(float(value) - expected) < 1e-9
+    value.backward()
+    assert p.grad is not None and float(p.grad.abs().sum()) > 0

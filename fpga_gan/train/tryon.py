@@ -15,7 +15,7 @@ from ..models.layers import QuantSpec
 from ..models.tryon import TryOnGenerator
 from ..models.zoo import model_config, save_generator
 from .common import Checkpointer, TrainState, plot_losses, prepare_run, write_json
-from .metrics import psnr_ssim
+from .metrics import psnr_ssim, ssim_loss_term
 
 
 @dataclass
@@ -27,6 +27,7 @@ class TryOnTrainConfig:
     lr: float = 2e-4
     l1_weight: float = 100.0
     adv_weight: float = 1.0
+    ssim_weight: float = 0.0   # weight of (1 - SSIM), the metric the model is judged by
     widths: tuple[int, int, int, int] = (16, 32, 64, 64)
     size: tuple[int, int] = (64, 48)
     quantized: bool = True
@@ -135,6 +136,8 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
         loss_l1 = F.l1_loss(fake, y)
         loss_adv = F.mse_loss(d_gen, torch.ones_like(d_gen))
         loss_g = cfg.l1_weight * loss_l1 + cfg.adv_weight * loss_adv
+        if cfg.ssim_weight:
+            loss_g = loss_g + cfg.ssim_weight * (1.0 - ssim_loss_term(fake, y))
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()

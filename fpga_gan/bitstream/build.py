@@ -23,7 +23,7 @@ from pathlib import Path
 from ..compiler.boards import Board, fit_check, get_board
 from ..compiler.errors import CompileError
 from .finn_build import FINN_OUTPUT_DIR, write_finn_build
-from .vivado import Vivado, find_vivado
+from .vivado import Vivado, VivadoMissing, find_vivado
 
 BRAM18_BITS = 18 * 1024
 URAM_BITS = 288 * 1024
@@ -215,7 +215,13 @@ def build_bitstream(model: str, board_name: str, *, out_root: Path = Path("bitst
                     log: Callable[[str], None] = print) -> Path:
     """``make bitstream``: the artifact directory, or :class:`VivadoMissing` after the Vivado-free part."""
     plan = prepare(model, board_name, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=log)
-    vivado = find_vivado()
+    try:
+        vivado = find_vivado()
+    except VivadoMissing as err:
+        raise VivadoMissing(
+            f"{err}\nWritten without Vivado: the compile and its report in {plan.build_dir}, the RTL with simulated "
+            f"FIFO depths in {plan.build_dir / 'rtl'}, and the FINN build directory {plan.handover} (copy it to a "
+            "Vivado machine and run `finn build` there, or run this command again there).") from None
     output = run_finn(plan.handover, vivado, log)
     bitfile = next(iter(sorted((output / "bitfile").glob("*.bit"))), output / "bitfile" / "finn-accel.bit")
     return collect_artifact(plan, bitfile, bitfile.with_suffix(".hwh"), Path(out_root) / plan.name, vivado.version)

@@ -311,6 +311,18 @@ def test_manifest_disagreeing_with_the_model_is_refused(monkeypatch, dcgan_src, 
         Accelerator.open(art, backend="pynq")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("model", "tryon", "bitstream of model 'tryon', but model.json describes 'dcgan'"),
+    ("model_sha256", "1" * 64, "built from another model: model.qonnx.onnx has sha256"),
+])
+def test_bitstream_of_another_model_is_refused(monkeypatch, dcgan_src, tmp_path, field, value, message):
+    art = tmp_path / "other"
+    build_artifact(dcgan_src, art, **{field: value})
+    install_double(monkeypatch, art)
+    with pytest.raises(ArtifactError, match=message):
+        Accelerator.open(art, backend="pynq")
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda m: m.update(schema_version=2), "schema_version 2 is not supported"),
     (lambda m: m.pop("part"), "lacks required key.*part"),

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .accelerator import Artifact, ArtifactError, InputError, register_backend
-from .manifest import Manifest
+from .manifest import Manifest, sha256_file
 from .packing import pack_frames, unpack_frames
 
 __all__ = [
@@ -150,7 +150,19 @@ class PynqBackend:
 
     def _check_model(self, artifact: Artifact) -> None:
         # model.json (what Accelerator.validate enforces) and the manifest (what the DMA moves)
-        # must describe the same frames, or every run would fail - or worse, run on misread data.
+        # must describe the same model and frames, or every run would fail - or worse, run on
+        # misread data, or give another model's images.
+        name = artifact.meta.get("model")
+        if name is not None and name != self.manifest.data["model"]:
+            raise ArtifactError(f"{self.manifest.file} is a bitstream of model '{self.manifest.data['model']}', but "
+                                f"model.json describes '{name}'; the bitstream and the model do not belong together")
+        qonnx = artifact.meta.get("files", {}).get("qonnx")
+        if qonnx and (artifact.path / qonnx).is_file():
+            actual = sha256_file(artifact.path / qonnx)
+            if actual != self.manifest.data["model_sha256"]:
+                raise ArtifactError(f"the bitstream in {artifact.path} was built from another model: {qonnx} has "
+                                    f"sha256 {actual}, the manifest's model_sha256 is "
+                                    f"{self.manifest.data['model_sha256']}")
         for role, spec, stream in (("input", artifact.input, self.in_stream),
                                    ("output", artifact.output, self.out_stream)):
             expected = _nhwc_shape_of(spec.shape)

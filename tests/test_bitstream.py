@@ -118,6 +118,7 @@ def test_finn_build_directory_validates_against_finn_plus_and_its_custom_step_re
 
     cfg.output_dir = str(tmp_path / "finn_output")
     partition = custom_steps.step_fpga_gan_frontend(ModelWrapper(str(handover / "model.onnx")), cfg)
+    assert (tmp_path / "finn_output" / "intermediate_models" / "dataflow_parent.onnx").is_file()
     partition = partition.transform(ApplyConfig(json.loads((handover / "folding_config.json").read_text())))
     assert folding_config(partition) == folding_config(folded_partition(build))
     # every FIFO FINN will insert has a depth from our simulation

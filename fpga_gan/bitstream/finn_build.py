@@ -29,6 +29,8 @@ import json
 import shutil
 from pathlib import Path
 
+import fpga_gan.ops  # noqa: F401 - registers our *_rtl layers in FINN's RTL domain (FINN's steps need them)
+
 from ..compiler.boards import Board, get_board
 from ..compiler.errors import CompileError
 
@@ -71,8 +73,6 @@ for you and collects the artifact into `bitstreams/{name}/`.
 
 def folded_partition(build_dir: Path):
     """The folded all-RTL dataflow partition of a finished compile."""
-    import fpga_gan.ops  # noqa: F401 - registers our *_rtl layers in FINN's RTL domain
-
     from ..sim.rtl import partition_model
 
     _, child, _ = partition_model(Path(build_dir))
@@ -214,4 +214,12 @@ def step_fpga_gan_frontend(model, cfg):
     result = compile_model(CompileConfig(model=str(source), board=sidecar["board"],
                                          clock_mhz=float(sidecar["clock_mhz"]),
                                          folding_file=here / FOLDING_FILE, out_dir=out / "build"))
-    return folded_partition(result.build_dir)
+    from ..sim.rtl import partition_model
+
+    parent, child, _ = partition_model(result.build_dir)
+    if cfg.save_intermediate_models:
+        # where FINN's own partition step leaves it (its verification reads the parent from there)
+        intermediate = Path(cfg.output_dir) / "intermediate_models"
+        intermediate.mkdir(parents=True, exist_ok=True)
+        parent.save(str(intermediate / "dataflow_parent.onnx"))
+    return child

@@ -310,7 +310,9 @@ def _golden_view(model):
     return view
 
 
-def _execute(model, codes: np.ndarray) -> np.ndarray:
+def execute_golden(model, codes: np.ndarray) -> np.ndarray:
+    """Run ``model`` (any stage, also a dataflow partition) on ``codes`` with every RTL layer as its
+    backend-neutral golden model: the reference the stage checks and the RTL simulation compare to."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.custom_op.registry import getCustomOp
@@ -331,7 +333,7 @@ def _golden_pair(source, codes_fmt, seed: int) -> tuple[np.ndarray, np.ndarray]:
     shape = source.get_tensor_shape(source.graph.input[0].name)
     dtype = codes_fmt.datatype
     codes = np.random.default_rng(seed).integers(dtype.min(), dtype.max() + 1, size=shape).astype(np.float32)
-    return codes, _execute(source, codes * np.float32(codes_fmt.scale))
+    return codes, execute_golden(source, codes * np.float32(codes_fmt.scale))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -446,7 +448,7 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
             raise CompileError(f"stage {stage} failed: {type(err).__name__}: {err}") from err
         model.save(str(path))
         with _tool_output_to(build_dir / "finn.log", f"{stage} verification"):
-            got = _execute(model, codes)
+            got = execute_golden(model, codes)
         exact = bool(got.shape == expected.shape and np.array_equal(got, expected))
         seconds = time.perf_counter() - start
         record = {"stage": stage, "key": key, "seconds": round(seconds, 3), "bit_exact": exact, "inputs": 1,

@@ -27,9 +27,9 @@ class SimError(CompileError):
 
 
 def _golden(child, frames_nhwc: np.ndarray) -> np.ndarray:
-    from ..compiler.pipeline import _execute
+    from ..compiler.pipeline import execute_golden
 
-    return np.stack([_execute(child, frame[None].astype(np.float32))[0] for frame in frames_nhwc])
+    return np.stack([execute_golden(child, frame[None].astype(np.float32))[0] for frame in frames_nhwc])
 
 
 FIFO_FILE = "fifo_depths.json"

@@ -18,7 +18,7 @@ DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 BOARD_VENV := .venv-board
 BOARD_STAMP := $(BOARD_VENV)/.installed
 
-.PHONY: install demo test bench bench-cpu weights sim lint finn-build bitstream deploy clean help
+.PHONY: install demo test bench bench-cpu weights tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
@@ -86,7 +86,22 @@ weights: $(STAMP)
 	$(FG) train dcgan --out $(TRAIN)/dcgan_w4a4 $(DCGAN_ARGS) --steps 1000 --learned-act-scale \
 		--init-from $(TRAIN)/dcgan_float/generator.pt & \
 	wait
+	# SSIM fine-tuning of both try-on models, three rounds each (see fpga_gan/zoo/README.md)
+	$(MAKE) tryon-ssim-rounds KIND=w4a4 FT_FLAGS=--learned-act-scale & \
+	$(MAKE) tryon-ssim-rounds KIND=float FT_FLAGS=--float & \
+	wait
 	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
+
+KIND ?= w4a4
+FT_FLAGS ?=
+FT := $(FG) train tryon --data $(WEIGHTS_DATA) --lr 1e-4 --lr-decay-from 0 --threads 1 $(FT_FLAGS)
+tryon-ssim-rounds: $(STAMP)
+	$(FT) --out $(TRAIN)/ft/$(KIND)_ssim30 --steps 3000 --init-from $(TRAIN)/tryon_$(KIND)/generator.pt \
+		--ssim-weight 30 --adv-weight 0.5
+	$(FT) --out $(TRAIN)/ft/$(KIND)_ssim100 --steps 4000 --init-from $(TRAIN)/ft/$(KIND)_ssim30/generator.pt \
+		--ssim-weight 100 --adv-weight 0.2
+	$(FT) --out $(TRAIN)/ft/$(KIND)_ssim300 --steps 4000 --init-from $(TRAIN)/ft/$(KIND)_ssim100/generator.pt \
+		--ssim-weight 300 --adv-weight 0.1
 
 MODEL ?= tryon
 BOARD ?= pynq-z2

@@ -52,8 +52,8 @@ def test_the_chosen_garment_is_the_one_worn(unseen_tryons):
     truths = np.stack([torso_colour(s.person.transpose(2, 0, 1).astype(float), s.keypoints) for s in samples])
     dist = np.linalg.norm(results[:, None, :] - truths[None, :, :], axis=-1)  # result i vs truth j
     own_rank = (dist < np.diag(dist)[:, None]).sum(axis=1)  # how many other garments fit better
-    assert np.mean(own_rank == 0) >= 0.55, own_rank          # shipped weights: 0.69
+    assert np.mean(own_rank == 0) >= 0.55, own_rank          # shipped weights: 0.59 (0.69 before SSIM fine-tuning)
     assert np.mean(own_rank <= 2) >= 0.75, own_rank          # shipped weights: 0.875
 
 
-MIN_SSIM = 0.85          # shipped W4A4 weights: 0.874 on these 32 pairs
+MIN_SSIM = 0.88          # shipped W4A4 weights: 0.905 on these 32 pairs

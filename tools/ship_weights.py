@@ -21,6 +21,13 @@ from fpga_gan.train.tryon import evaluate
 
 RUNS = {"tryon_w4a4": "tryon_w4a4.pt", "tryon_float": "tryon_float.pt",
         "dcgan_w4a4": "dcgan_w4a4.pt", "dcgan_float": "dcgan_float.pt"}
+# Fine-tuning rounds after a base run, in order (run directories below --runs): the shipped
+# weights are the last round's; the card lists every command. Each round starts from the one
+# before (its --init-from), with a growing weight on the (1 - SSIM) loss.
+FINE_TUNES = {
+    "tryon_w4a4": ["ft/w4a4_ssim30", "ft/w4a4_ssim100", "ft/w4a4_ssim300"],
+    "tryon_float": ["ft/float_ssim30", "ft/float_ssim100", "ft/float_ssim300"],
+}
 
 
 def _command(run: dict) -> str:
@@ -41,6 +48,8 @@ def _command(run: dict) -> str:
         cmd += f" --lr-decay-from {t['lr_decay_from']}"
     if run["model"] == "dcgan" and "adv_weight" in t:
         cmd += f" --adv-weight {t['adv_weight']}"
+    if run["model"] == "tryon" and t.get("ssim_weight"):
+        cmd += f" --adv-weight {t['adv_weight']} --ssim-weight {t['ssim_weight']}"
     if t.get("threads"):
         cmd += f" --threads {t['threads']}"
     if t.get("quantized", True):
@@ -61,16 +70,23 @@ def main() -> None:
     test = load_arrays(args.data, "test", size=tuple(dataset["size"]))
     cards = {}
     for run_name, zoo_file in RUNS.items():
-        run_dir = args.runs / run_name
-        run = json.loads((run_dir / "metrics.json").read_text())
-        model = load_generator(run_dir / "generator.pt")
+        chain = [run_name, *FINE_TUNES.get(run_name, [])]
+        runs = [json.loads((args.runs / name / "metrics.json").read_text()) for name in chain]
+        final_dir = args.runs / chain[-1]
+        model = load_generator(final_dir / "generator.pt")
         extra = {}
-        if run["model"] == "tryon":
+        if runs[-1]["model"] == "tryon":
             extra["held_out"] = evaluate(model, test["x"], test["y"])
-        save_generator(model, ZOO_DIR / zoo_file, {"metrics": extra or run.get("final_losses")})
-        shutil.copy(run_dir / "loss.png", ZOO_DIR / f"{run_name}_loss.png")
-        cards[run_name] = {"command": _command(run).replace("{RUN}", run_name), "run": run, **extra,
-                           "params": sum(p.numel() for p in model.parameters()),
+        save_generator(model, ZOO_DIR / zoo_file, {"metrics": extra or runs[-1].get("final_losses")})
+        shutil.copy(final_dir / "loss.png", ZOO_DIR / f"{run_name}_loss.png")
+        commands = [_command(run).replace("{RUN}", name) for name, run in zip(chain, runs)]
+        # the first round ran from the shipped base weights, which this script is about to replace:
+        # name the base run's own output (the same weights) so the commands stay reproducible
+        commands[1:2] = [c.replace(f"--init-from fpga_gan/zoo/{zoo_file}",
+                                   f"--init-from build/train/{run_name}/generator.pt") for c in commands[1:2]]
+        cards[run_name] = {"command": commands[0], "fine_tune_commands": commands[1:], "run": runs[0],
+                           "fine_tune_seconds": sum(r.get("train_seconds_this_run", 0) for r in runs[1:]),
+                           **extra, "params": sum(p.numel() for p in model.parameters()),
                            "bytes": (ZOO_DIR / zoo_file).stat().st_size}
     (ZOO_DIR / "cards.json").write_text(json.dumps(cards, indent=2) + "\n")
     write_readme(cards, dataset, args.data)
@@ -120,6 +136,11 @@ def write_readme(cards: dict, dataset: dict, data_dir: Path) -> None:
         secs = card["run"].get("train_seconds_this_run")
         lines += [f"`{name}` ({secs / 60:.0f} min on this machine's CPU, sharing 2 cores with the other runs):",
                   "", "    " + card["command"].replace("{DATA}", str(data_dir)), ""]
+        if card["fine_tune_commands"]:
+            lines += [f"then fine-tuned with an SSIM loss in {len(card['fine_tune_commands'])} rounds, each from "
+                      f"the one before ({card['fine_tune_seconds'] / 60:.0f} min in all):", ""]
+            lines += ["    " + cmd.replace("{DATA}", str(data_dir)) for cmd in card["fine_tune_commands"]]
+            lines += [""]
     lines += ["`build/train/tryon_float_5k.pt` is the float twin after 5000 steps: run the `tryon_float` "
               "command with `--steps 5000`, copy its `generator.pt` there, then continue it with "
               "`--steps 10000 --resume` (a resumed run equals an uninterrupted one; `make weights` does "

@@ -4,15 +4,10 @@ import os
 import random
 
 import cocotb
+from _axis import pauses as _pauses
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
 
 
 @cocotb.test()

@@ -7,26 +7,16 @@ environment (IMG_H, IMG_W, CHANNELS, BLOCK, ELEM_BITS, NUM_IMAGES, TB_SEED); the
 must match.
 """
 
-import os
-import random
 
 import cocotb
 import numpy as np
+from _axis import env_int as _env
+from _axis import pauses as _pauses
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from fpga_gan.ops.depth_to_space import depth_to_space_nhwc
-
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
 
 
 @cocotb.test()

@@ -16,25 +16,18 @@ ELEM_BITS, PE (elements per beat), NUM_OUTPUTS, TB_SEED, TB_TIMEOUT_NS (per rece
 """
 
 import os
-import random
 
 import cocotb
 import numpy as np
+from _axis import env_int as _env
+from _axis import pauses as _pauses
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSource
 
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
+from fpga_gan.runtime.packing import unpack_beats
 
 
 class PackedSinks:
@@ -82,10 +75,6 @@ class PackedSinks:
         return all(q.empty() for q in self.queues)
 
 
-def _elements(beat: int, simd: int, bits: int) -> list[int]:
-    return [(beat >> (k * bits)) & ((1 << bits) - 1) for k in range(simd)]
-
-
 @cocotb.test()
 async def duplicate_streams_match_golden_under_stalls(dut):
     bits, pe, num = _env("ELEM_BITS", 8), _env("PE", 1), _env("NUM_OUTPUTS", 2)
@@ -125,7 +114,7 @@ async def duplicate_streams_match_golden_under_stalls(dut):
             except SimTimeoutError:
                 raise AssertionError(f"output {i}: beat {beat} of {beats[i]} never arrived (waited "
                                      f"{timeout_ns} ns); got {len(got[i])} elements so far") from None
-            elems = _elements(word, pe, bits)
+            elems = unpack_beats([word], bits, pe, signed=False).tolist()
             lo = beat * pe
             want = [int(v) for v in expected[i][lo:lo + pe]]
             if elems != want:

@@ -16,25 +16,18 @@ TB_TIMEOUT_NS (per received beat).
 """
 
 import os
-import random
 from collections import deque
 
 import cocotb
 import numpy as np
+from _axis import check_stable as _check_stable
+from _axis import env_int as _env
+from _axis import pauses as _pauses
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
-from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiStreamBus, AxiStreamSink
 
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
+from fpga_gan.runtime.packing import pack_beats as _pack  # element 0 in the lowest bits
 
 
 class PackedSources:
@@ -78,28 +71,6 @@ class PackedSources:
             self.tdata.value = sum((c or 0) << (i * self.width) for i, c in enumerate(self.current))
 
 
-async def _check_stable(clk, tvalid, tready, tdata, violations: list, stalls: list):
-    """AXI-Stream rule: once tvalid is high it stays high, with tdata unchanged, until tready.
-
-    ``stalls[0]`` counts the cycles with tvalid high and tready low (the backpressure exercised)."""
-    held = None
-    while True:
-        await RisingEdge(clk)
-        valid, ready = int(tvalid.value), int(tready.value)
-        data = int(tdata.value) if valid else None
-        if held is not None and (not valid or data != held):
-            violations.append(f"t={get_sim_time('ns')}ns: stalled beat {held:#x} changed to "
-                              f"valid={valid} data={data if data is None else hex(data)}")
-        held = data if (valid and not ready) else None
-        stalls[0] += bool(valid and not ready)
-
-
-def _beats(elements: np.ndarray, simd: int, bits: int) -> list[int]:
-    """Pack an element stream into beats, SIMD elements each, the first in the lowest bits."""
-    rows = elements.astype(np.int64).reshape(-1, simd)
-    return [sum(int(v) << (k * bits) for k, v in enumerate(row)) for row in rows]
-
-
 @cocotb.test()
 async def streaming_concat_matches_golden_under_stalls(dut):
     bits, simd, num = _env("ELEM_BITS", 8), _env("SIMD", 1), _env("NUM_INPUTS", 2)
@@ -131,7 +102,7 @@ async def streaming_concat_matches_golden_under_stalls(dut):
     cocotb.start_soon(_check_stable(dut.ap_clk, dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tdata,
                                     violations, stalls))
     for i, x in enumerate(xs):
-        sources.send(i, _beats(x, simd, bits))
+        sources.send(i, _pack(x, bits, simd))
 
     got: list[int] = []
     for beat in range(expected.size // simd):   # without tlast every beat arrives as its own frame

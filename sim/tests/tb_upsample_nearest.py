@@ -14,40 +14,15 @@ TB_SEED, TB_TIMEOUT_NS (per received beat). The HDL parameters must match the da
 """
 
 import os
-import random
 
 import cocotb
 import numpy as np
+from _axis import check_stable as _check_stable
+from _axis import env_int as _env
+from _axis import pauses as _pauses
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
-from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-
-
-def _pauses(probability: float, seed: int):
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
-
-
-def _env(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
-
-
-async def _check_stable(clk, tvalid, tready, tdata, violations: list, stalls: list):
-    """AXI-Stream rule: once tvalid is high it stays high, with tdata unchanged, until tready.
-
-    ``stalls[0]`` counts the cycles with tvalid high and tready low (the backpressure exercised)."""
-    held = None
-    while True:
-        await RisingEdge(clk)
-        valid, ready = int(tvalid.value), int(tready.value)
-        data = int(tdata.value) if valid else None
-        if held is not None and (not valid or data != held):
-            violations.append(f"t={get_sim_time('ns')}ns: stalled beat {held:#x} changed to "
-                              f"valid={valid} data={data if data is None else hex(data)}")
-        held = data if (valid and not ready) else None
-        stalls[0] += bool(valid and not ready)
 
 
 @cocotb.test()

@@ -47,12 +47,12 @@ def _run(model, inputs):
     return [ctx[o.name] for o in model.graph.output]
 
 
-def _onnx_depth_to_space_crd(x_nhwc: np.ndarray, block: int) -> np.ndarray:
-    """Independent reference: ONNX's DepthToSpace(mode="CRD") on NCHW (onnx.reference), back to NHWC."""
+def _onnx_depth_to_space(x_nhwc: np.ndarray, block: int, mode: str) -> np.ndarray:
+    """Independent reference: ONNX's DepthToSpace(mode) on NCHW (onnx.reference), back to NHWC."""
     from onnx.reference import ReferenceEvaluator
 
     x = np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
-    node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=block, mode="CRD")
+    node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=block, mode=mode)
     graph = helper.make_graph([node], "d2s", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     y = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])).run(
@@ -71,18 +71,19 @@ D2S_CASES = [  # (H, W, C, b, dtype)
 ]
 
 
+@pytest.mark.parametrize("mode", ["CRD", "DCR"])
 @pytest.mark.parametrize("op_type", ["DepthToSpace", "DepthToSpace_rtl"])
 @pytest.mark.parametrize("h,w,c,b,dtype", D2S_CASES)
-def test_depth_to_space_matches_onnx_crd(op_type, h, w, c, b, dtype):
+def test_depth_to_space_matches_onnx(op_type, h, w, c, b, dtype, mode):
     rng = np.random.default_rng(h * 100 + w * 10 + c + b)
     model = _model(op_type, [(1, h, w, c * b * b)], [(1, h * b, w * b, c)], dtype,
-                   ImgDim=[h, w], NumChannels=c, BlockSize=b)
+                   ImgDim=[h, w], NumChannels=c, BlockSize=b, Mode=mode)
     model = model.transform(InferShapes()).transform(InferDataTypes())
     assert model.get_tensor_shape("y0") == [1, h * b, w * b, c]
     assert model.get_tensor_datatype("y0") == DataType[dtype]
     x = _rand((1, h, w, c * b * b), dtype, rng)
     (y,) = _run(model, [x])
-    np.testing.assert_array_equal(y, _onnx_depth_to_space_crd(x, b))
+    np.testing.assert_array_equal(y, _onnx_depth_to_space(x, b, mode))
 
 
 def test_depth_to_space_channel_order_is_crd():
@@ -97,6 +98,13 @@ def test_depth_to_space_channel_order_is_crd():
                 for qw in range(b):
                     for ch in range(c):
                         assert y[0, h * b + qh, w * b + qw, ch] == x[0, h, w, ch * b * b + qh * b + qw]
+
+
+def test_depth_to_space_rejects_unknown_mode():
+    model = _model("DepthToSpace", [(1, 1, 1, 4)], [(1, 2, 2, 1)], "UINT8", ImgDim=[1, 1], NumChannels=1,
+                   BlockSize=2, Mode="RCD")
+    with pytest.raises(Exception, match="RCD"):
+        _run(model, [np.zeros((1, 1, 1, 4), np.float32)])
 
 
 UPS_CASES = [  # (H, W, C, f, SIMD, dtype)
@@ -240,6 +248,7 @@ def test_finn_crop_rtl_used_for_the_subpixel_crop_lints_clean(tmp_path):
 
 ILLEGAL = [
     ("depth_to_space", ["-GBLOCK=0"], "depth_to_space: BLOCK must be >= 1"),
+    ("depth_to_space", ["-GDCR=2"], "depth_to_space: DCR must be 0 (CRD order) or 1 (DCR order)"),
     ("upsample_nearest", ["-GCHANNELS=6", "-GSIMD=4"], "upsample_nearest: SIMD (4) must divide CHANNELS (6)"),
     ("duplicate_streams", ["-GNUM_OUTPUTS=1"], "duplicate_streams: NUM_OUTPUTS must be >= 2"),
     ("streaming_concat", ["-GNUM_INPUTS=2", "-GCHANNELS=64'h00000003_00000002", "-GSIMD=2"],
@@ -263,14 +272,16 @@ def test_generate_hdl_rejects_bad_attributes(tmp_path):
         op.generate_hdl(model, FPGAPART, 10.0)
 
 
-D2S_SIM = [  # (H, W, C, b, ELEM_BITS): each its own Verilator build directory
-    (2, 3, 2, 2, 8),
-    (3, 2, 3, 3, 4),
+D2S_SIM = [  # (H, W, C, b, ELEM_BITS, mode): each its own Verilator build directory
+    (2, 3, 2, 2, 8, "CRD"),
+    (3, 2, 3, 3, 4, "CRD"),
+    (2, 3, 3, 2, 5, "DCR"),
 ]
 
 
-@pytest.mark.parametrize("h,w,c,b,bits", D2S_SIM, ids=[f"h{p[0]}w{p[1]}c{p[2]}b{p[3]}e{p[4]}" for p in D2S_SIM])
-def test_depth_to_space_rtl_cocotb(tmp_path, h, w, c, b, bits):
+@pytest.mark.parametrize("h,w,c,b,bits,mode", D2S_SIM,
+                         ids=[f"h{p[0]}w{p[1]}c{p[2]}b{p[3]}e{p[4]}{p[5]}" for p in D2S_SIM])
+def test_depth_to_space_rtl_cocotb(tmp_path, h, w, c, b, bits, mode):
     """The RTL core, driven by cocotbext-axi with random stalls on both sides, equals the golden model."""
     from fpga_gan.toolchain import activate_verilator
 
@@ -281,10 +292,10 @@ def test_depth_to_space_rtl_cocotb(tmp_path, h, w, c, b, bits):
         sources=[rtl_dir() / "depth_to_space.v"],
         toplevel="depth_to_space",
         test_module="tb_depth_to_space",
-        parameters={"ELEM_BITS": bits, "IMG_W": w, "CHANNELS": c, "BLOCK": b},
-        build_dir=tmp_path / f"h{h}w{w}c{c}b{b}e{bits}",
+        parameters={"ELEM_BITS": bits, "IMG_W": w, "CHANNELS": c, "BLOCK": b, "DCR": int(mode == "DCR")},
+        build_dir=tmp_path / f"h{h}w{w}c{c}b{b}e{bits}{mode}",
         extra_env={"IMG_H": str(h), "IMG_W": str(w), "CHANNELS": str(c), "BLOCK": str(b),
-                   "ELEM_BITS": str(bits), "NUM_IMAGES": "2", "TB_SEED": str(h * 10 + b)},
+                   "ELEM_BITS": str(bits), "NUM_IMAGES": "2", "TB_SEED": str(h * 10 + b), "D2S_MODE": mode},
     )
 
 

@@ -1,14 +1,16 @@
 """DepthToSpace on NHWC streams (the interleaving step of the sub-pixel transposed convolution).
 
-Channel order (exactly ONNX ``DepthToSpace(mode="CRD")`` applied to the equivalent NCHW tensor):
-input channel ``c*b*b + qh*b + qw`` of pixel ``(h, w)`` becomes channel ``c`` of output pixel
-``(h*b + qh, w*b + qw)``::
+Two channel orders, exactly ONNX's two modes applied to the equivalent NCHW tensor. ``Mode="CRD"``
+(the default): input channel ``c*b*b + qh*b + qw`` of pixel ``(h, w)`` becomes channel ``c`` of
+output pixel ``(h*b + qh, w*b + qw)``::
 
-    out[n, h*b + qh, w*b + qw, c] = in[n, h, w, c*b*b + qh*b + qw]
+    out[n, h*b + qh, w*b + qw, c] = in[n, h, w, c*b*b + qh*b + qw]          # CRD
+    out[n, h*b + qh, w*b + qw, c] = in[n, h, w, (qh*b + qw)*C + c]          # DCR
 
-This is the order ``fpga_gan.compiler.passes.subpixel`` uses for the stacked output phases.
-Note that ONNX's *default* mode is "DCR" (``qh*b*C + qw*C + c``); a conversion pass must only map
-CRD DepthToSpace nodes (or permute the producing weights) onto this op.
+CRD is the order ``fpga_gan.compiler.passes.subpixel`` uses for the stacked output phases of one
+convolution (and PyTorch's PixelShuffle exports). DCR is what a channel concatenation of ``b*b``
+per-phase streams delivers (``fpga_gan.compiler.passes.phases``), so that form needs no
+channel permutation in between.
 
 The RTL (``hw/rtl/depth_to_space.v``) moves one element per beat: the upstream MVAU's PE output
 is narrowed by a data width converter. Its ping-pong row buffer holds two input rows.
@@ -28,20 +30,27 @@ from ._base import (
 )
 
 
-def depth_to_space_nhwc(x: np.ndarray, block: int) -> np.ndarray:
-    """Golden model: NHWC DepthToSpace, CRD channel order (see the module docstring)."""
+MODES = ("CRD", "DCR")
+
+
+def depth_to_space_nhwc(x: np.ndarray, block: int, mode: str = "CRD") -> np.ndarray:
+    """Golden model: NHWC DepthToSpace in ``mode`` channel order (see the module docstring)."""
     n, h, w, cbb = x.shape
     b = int(block)
     if cbb % (b * b):
         raise ValueError(f"channels {cbb} not divisible by block^2 = {b * b}")
+    if mode not in MODES:
+        raise ValueError(f"DepthToSpace mode {mode!r} is not one of {MODES}")
     c = cbb // (b * b)
-    y = x.reshape(n, h, w, c, b, b)          # [n, h, w, c, qh, qw]
-    y = y.transpose(0, 1, 4, 2, 5, 3)        # [n, h, qh, w, qw, c]
+    if mode == "CRD":
+        y = x.reshape(n, h, w, c, b, b).transpose(0, 1, 4, 2, 5, 3)   # [n, h, w, c, qh, qw] -> [n, h, qh, w, qw, c]
+    else:
+        y = x.reshape(n, h, w, b, b, c).transpose(0, 1, 3, 2, 4, 5)   # [n, h, w, qh, qw, c] -> [n, h, qh, w, qw, c]
     return y.reshape(n, h * b, w * b, c)
 
 
 class DepthToSpace(GanHWOp):
-    """Streaming NHWC DepthToSpace (CRD order): (1, H, W, C*b*b) -> (1, H*b, W*b, C)."""
+    """Streaming NHWC DepthToSpace (CRD or DCR order): (1, H, W, C*b*b) -> (1, H*b, W*b, C)."""
 
     def get_nodeattr_types(self):
         attrs = {
@@ -51,6 +60,8 @@ class DepthToSpace(GanHWOp):
             "NumChannels": ("i", True, 0),
             # block size b (upscaling per spatial axis)
             "BlockSize": ("i", True, 0),
+            # input channel order: "CRD" (c*b*b + qh*b + qw) or "DCR" ((qh*b + qw)*C + c)
+            "Mode": ("s", False, "CRD", set(MODES)),
         }
         attrs.update(super().get_nodeattr_types())
         return attrs
@@ -100,7 +111,7 @@ class DepthToSpace(GanHWOp):
 
     def golden(self, context):
         x = self._check_input(context)
-        y = depth_to_space_nhwc(x, self.get_nodeattr("BlockSize"))
+        y = depth_to_space_nhwc(x, self.get_nodeattr("BlockSize"), self.get_nodeattr("Mode"))
         context[self.onnx_node.output[0]] = np.asarray(y, dtype=np.float32)
 
     def execute_node(self, context, graph):
@@ -120,4 +131,5 @@ class DepthToSpace_rtl(GanRTLMixin, DepthToSpace):
             "IMG_W": w,
             "CHANNELS": self.get_nodeattr("NumChannels"),
             "BLOCK": self.get_nodeattr("BlockSize"),
+            "DCR": int(self.get_nodeattr("Mode") == "DCR"),
         }

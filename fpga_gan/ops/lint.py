@@ -43,6 +43,8 @@ WRAPPER_CASES = [
                 {"ImgDim": [1, 1], "NumChannels": 1, "BlockSize": 1}),
     WrapperCase("d2s_int3_w7_c5_b3", "DepthToSpace_rtl", [(1, 2, 7, 45)], [(1, 6, 21, 5)], "INT3",
                 {"ImgDim": [2, 7], "NumChannels": 5, "BlockSize": 3}),
+    WrapperCase("d2s_int5_w3_c6_b2_dcr", "DepthToSpace_rtl", [(1, 2, 3, 24)], [(1, 4, 6, 6)], "INT5",
+                {"ImgDim": [2, 3], "NumChannels": 6, "BlockSize": 2, "Mode": "DCR"}),
     WrapperCase("ups_int4_s1", "UpsampleNearest_rtl", [(1, 2, 3, 3)], [(1, 4, 6, 3)], "INT4",
                 {"ImgDim": [2, 3], "NumChannels": 3, "Factor": 2, "SIMD": 1}),
     WrapperCase("ups_uint8_s4_f3", "UpsampleNearest_rtl", [(1, 4, 5, 8)], [(1, 12, 15, 8)], "UINT8",

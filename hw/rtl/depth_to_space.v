@@ -1,11 +1,13 @@
-// Streaming DepthToSpace (NHWC, CRD channel order), one element per beat.
+// Streaming DepthToSpace (NHWC, CRD or DCR channel order), one element per beat.
 //
 // Input : an NHWC feature map of IMG_W pixels per row and CHANNELS*BLOCK*BLOCK channels, streamed
 //         in row-major order (h, w, channel), one element per beat.
 // Output: the NHWC map with BLOCK times the rows and columns and CHANNELS channels, streamed as
 //         (oh, ow, c), one element per beat.
-// Mapping (ONNX DepthToSpace mode "CRD" on the equivalent NCHW tensor):
-//         out[h*BLOCK + qh][w*BLOCK + qw][c] = in[h][w][c*BLOCK*BLOCK + qh*BLOCK + qw]
+// Mapping (ONNX DepthToSpace on the equivalent NCHW tensor), by DCR:
+//         0, mode "CRD": out[h*BLOCK + qh][w*BLOCK + qw][c] = in[h][w][c*BLOCK*BLOCK + qh*BLOCK + qw]
+//         1, mode "DCR": out[h*BLOCK + qh][w*BLOCK + qw][c] = in[h][w][(qh*BLOCK + qw)*CHANNELS + c]
+//         (DCR is what a channel concatenation of BLOCK*BLOCK per-phase streams delivers.)
 //
 // Architecture: a ping-pong row buffer of 2 x ROW elements (ROW = IMG_W*CHANNELS*BLOCK*BLOCK, one
 // input row, which is exactly the data of BLOCK output rows). The writer fills one bank in input
@@ -29,7 +31,9 @@ module depth_to_space #(
     // Output channels C (the input carries C*BLOCK*BLOCK channels).
     parameter integer CHANNELS = 1,
     // Block size b (spatial upscaling factor per axis), >= 1; 1 is an identity with one row of latency.
-    parameter integer BLOCK = 2
+    parameter integer BLOCK = 2,
+    // Channel order of the input: 0 = CRD (channel-major phases), 1 = DCR (phase-major blocks).
+    parameter integer DCR = 0
 ) (
     input  wire                 ap_clk,
     input  wire                 ap_rst_n,
@@ -57,6 +61,9 @@ module depth_to_space #(
         if (BLOCK < 1) begin : g_bad_block
             $fatal(1, "depth_to_space: BLOCK must be >= 1 (got %0d)", BLOCK);
         end
+        if (DCR != 0 && DCR != 1) begin : g_bad_dcr
+            $fatal(1, "depth_to_space: DCR must be 0 (CRD order) or 1 (DCR order) (got %0d)", DCR);
+        end
         if (BLOCK >= 1 && CHANNELS >= 1 && IMG_W >= 1
                 && 64'd2 * IMG_W * CHANNELS * BLOCK * BLOCK > 64'd1073741824) begin : g_bad_size
             $fatal(1, "depth_to_space: row buffer of 2*IMG_W*CHANNELS*BLOCK^2 elements exceeds 2^30");
@@ -74,9 +81,11 @@ module depth_to_space #(
     // Sized constants (address arithmetic stays AW bits wide).
     localparam [AW-1:0] A_ROW      = AW'(ROW);
     localparam [AW-1:0] A_ROW_LAST = AW'(ROW - 1);
-    localparam [AW-1:0] A_BB       = AW'(BB);
     localparam [AW-1:0] A_PIX      = AW'(CHANNELS * BB);     // elements per input pixel
-    localparam [AW-1:0] A_BLOCK    = AW'(BLOCK);
+    // Address steps of the reader's c, qw and qh counters within one input pixel.
+    localparam [AW-1:0] A_C_STEP   = AW'((DCR != 0) ? 1 : BB);
+    localparam [AW-1:0] A_QW_STEP  = AW'((DCR != 0) ? CHANNELS : 1);
+    localparam [AW-1:0] A_QH_STEP  = AW'((DCR != 0) ? BLOCK * CHANNELS : BLOCK);
     localparam [CW-1:0] C_LAST     = CW'(CHANNELS - 1);
     localparam [BW-1:0] B_LAST     = BW'(BLOCK - 1);
     localparam [XW-1:0] X_LAST     = XW'(IMG_W - 1);
@@ -114,7 +123,8 @@ module depth_to_space #(
 
     // ---------------------------------------------------------------- reader (output order)
     // Loop nest, innermost first: c (output channel), qw, w, qh.
-    // Address = bank base + w*C*BB (pix_base) + c*BB (c_off) + qh*BLOCK (qh_off) + qw.
+    // Address = bank base + w*C*BB (pix_base) + c_off + qh_off + qw_off, the offsets stepping by
+    // A_C_STEP, A_QH_STEP and A_QW_STEP (CRD: c*BB + qh*BLOCK + qw; DCR: (qh*BLOCK + qw)*C + c).
     reg          rbank;
     reg [CW-1:0] c;
     reg [BW-1:0] qw, qh;
@@ -160,13 +170,13 @@ module depth_to_space #(
             if (rd_en) begin
                 if (!c_wrap) begin
                     c     <= c + 1'b1;
-                    c_off <= c_off + A_BB;
+                    c_off <= c_off + A_C_STEP;
                 end else begin
                     c     <= {CW{1'b0}};
                     c_off <= {AW{1'b0}};
                     if (!qw_wrap) begin
                         qw     <= qw + 1'b1;
-                        qw_off <= qw_off + 1'b1;
+                        qw_off <= qw_off + A_QW_STEP;
                     end else begin
                         qw     <= {BW{1'b0}};
                         qw_off <= {AW{1'b0}};
@@ -178,7 +188,7 @@ module depth_to_space #(
                             pix_base <= {AW{1'b0}};
                             if (!qh_wrap) begin
                                 qh     <= qh + 1'b1;
-                                qh_off <= qh_off + A_BLOCK;
+                                qh_off <= qh_off + A_QH_STEP;
                             end else begin
                                 qh     <= {BW{1'b0}};
                                 qh_off <= {AW{1'b0}};

@@ -21,7 +21,8 @@ $PAD_GLUE$
         .ELEM_BITS($ELEM_BITS$),
         .IMG_W($IMG_W$),
         .CHANNELS($CHANNELS$),
-        .BLOCK($BLOCK$)
+        .BLOCK($BLOCK$),
+        .DCR($DCR$)
     ) impl (
         .ap_clk(ap_clk),
         .ap_rst_n(ap_rst_n),

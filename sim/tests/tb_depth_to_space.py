@@ -2,11 +2,13 @@
 
 Streams NUM_IMAGES random NHWC images through the core with random idle cycles on the input and
 random backpressure on the output, and checks every output element against
-``fpga_gan.ops.depth_to_space.depth_to_space_nhwc`` (CRD order). Geometry comes from the
-environment (IMG_H, IMG_W, CHANNELS, BLOCK, ELEM_BITS, NUM_IMAGES, TB_SEED); the HDL parameters
-must match.
+``fpga_gan.ops.depth_to_space.depth_to_space_nhwc`` in the channel order D2S_MODE (CRD or DCR).
+Geometry comes from the environment (IMG_H, IMG_W, CHANNELS, BLOCK, ELEM_BITS, NUM_IMAGES,
+TB_SEED, D2S_MODE); the HDL parameters must match.
 """
 
+
+import os
 
 import cocotb
 import numpy as np
@@ -23,6 +25,7 @@ from fpga_gan.ops.depth_to_space import depth_to_space_nhwc
 async def depth_to_space_matches_golden_under_stalls(dut):
     h, w, c, b = _env("IMG_H", 2), _env("IMG_W", 3), _env("CHANNELS", 2), _env("BLOCK", 2)
     bits, images, seed = _env("ELEM_BITS", 8), _env("NUM_IMAGES", 2), _env("TB_SEED", 1)
+    mode = os.environ.get("D2S_MODE", "CRD")
 
     cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
     source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.ap_clk, dut.ap_rst_n,
@@ -42,7 +45,7 @@ async def depth_to_space_matches_golden_under_stalls(dut):
     for x in xs:   # the core has no tlast: the images are one long element stream
         await source.send(AxiStreamFrame([int(v) for v in x.reshape(-1)]))
 
-    expected = np.concatenate([depth_to_space_nhwc(x, b).reshape(-1) for x in xs])
+    expected = np.concatenate([depth_to_space_nhwc(x, b, mode).reshape(-1) for x in xs])
     got = []
     for _ in range(expected.size):   # without tlast every beat arrives as its own frame
         frame = await sink.recv()

@@ -114,11 +114,10 @@ def definitions(cfg: BenchConfig, threads: int) -> dict[str, str]:
         "deconv": ("Each transposed convolution as the compiler lowers it (zero-free sub-pixel convolution) "
                    "against FINN's zero-insertion route (InferPixelPaddingDeconv) folded to the same PE x SIMD. "
                    "MAC ratio = zero-insertion / zero-free MACs; useful MACs are those of the transposed "
-                   "convolution itself. For k4 s2 p1 on an H x W input the zero-free form is Pad(1), a 2 x 2 "
-                   "convolution with 4 x Cout outputs on the (H+1) x (W+1) grid, DepthToSpace(2) and Crop(1), so "
-                   "its MACs are the useful ones x (H+1)(W+1) / (HW), while zero insertion spends 4 x the useful "
-                   "ones: the ratio is 4 HW / ((H+1)(W+1)), which reaches 3.5 only for inputs of about 15 x 15 "
-                   "and larger."),
+                   "convolution itself. For k4 s2 p1 on an H x W input the zero-free form is four phase MVAUs, "
+                   "each a 2 x 2 convolution with Cout outputs on its own asymmetrically padded H x W window grid, "
+                   "concatenated into DepthToSpace(2): its MACs are exactly the useful ones, and zero insertion "
+                   "spends 4 x the useful ones, so the ratio is 4 on every input size."),
         "tools": ("Compile: the Vivado-free flow (QONNX to folded, estimated RTL layers, every stage checked "
                   "bit-exact). Cold compile: into a fresh directory; this run: in the build directory, whose "
                   "finished stages are reused. RTL generation and the Verilator build are cached by content, "

@@ -11,7 +11,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-__all__ = ["deconv_comparison", "node_estimates"]
+__all__ = ["deconv_comparison", "node_estimates", "subpixel_mvaus"]
 
 
 def _attr_or(inst, name: str, default: int = 1) -> int:
@@ -80,16 +80,40 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
     return _macs(mvau), int(mvau.get_exp_cycles())
 
 
-def deconv_comparison(records: list[dict], nodes: list[dict]) -> list[dict]:
-    """Pair each transposed convolution (in graph order) with the sub-pixel MVAU that replaced it:
-    the MVAUs directly followed by a DepthToSpace, in the same order."""
-    subpixel = [nodes[i] for i in range(len(nodes) - 1)
-                if nodes[i]["op_type"].startswith("MVAU") and nodes[i + 1]["op_type"].startswith("DepthToSpace")]
+def subpixel_mvaus(model: ModelWrapper) -> list[list[str]]:
+    """Per DepthToSpace layer, in graph order, the MVAUs that compute its phases: the one MVAU
+    in front of it, or the per-phase MVAUs behind its StreamingConcat (data width converters and
+    FIFOs in between are looked through)."""
+    def mvaus_behind(tensor: str) -> list[str]:
+        producer = model.find_producer(tensor)
+        if producer is None:
+            return []
+        if producer.op_type.startswith("MVAU"):
+            return [producer.name]
+        if producer.op_type.startswith("StreamingConcat"):
+            return [name for inp in producer.input for name in mvaus_behind(inp)]
+        if producer.op_type.startswith(("StreamingDataWidthConverter", "StreamingFIFO")):
+            return mvaus_behind(producer.input[0])
+        return []
+
+    return [mvaus_behind(n.input[0]) for n in model.graph.node if n.op_type.startswith("DepthToSpace")]
+
+
+def deconv_comparison(records: list[dict], nodes: list[dict], groups: list[list[str]]) -> list[dict]:
+    """Pair each transposed convolution (in graph order) with the MVAUs that replaced it
+    (``groups``, from :func:`subpixel_mvaus`). Phase MVAUs run side by side: their MACs and
+    PE x SIMD add up, the slowest sets the cycles."""
+    by_name = {n["name"]: n for n in nodes}
     out = []
-    for record, mvau in zip(records, subpixel):
-        macs_zi, cycles_zi = zero_insertion_mvau(record, mvau["pe"] * mvau["simd"])
-        out.append({"name": record["name"], "macs_zero_free": mvau["macs"], "macs_useful": record["macs_useful"],
-                    "macs_zero_insertion": macs_zi, "cycles_zero_free": mvau["cycles"],
-                    "cycles_zero_insertion": cycles_zi, "pe_x_simd": mvau["pe"] * mvau["simd"],
+    for record, group in zip(records, groups):
+        mvaus = [by_name[name] for name in group if name in by_name]
+        if not mvaus:
+            continue
+        pe_x_simd = sum(m["pe"] * m["simd"] for m in mvaus)
+        macs_zi, cycles_zi = zero_insertion_mvau(record, pe_x_simd)
+        out.append({"name": record["name"], "macs_zero_free": sum(m["macs"] for m in mvaus),
+                    "macs_useful": record["macs_useful"], "macs_zero_insertion": macs_zi,
+                    "cycles_zero_free": max(m["cycles"] for m in mvaus), "cycles_zero_insertion": cycles_zi,
+                    "pe_x_simd": pe_x_simd, "phase_mvaus": len(mvaus),
                     "input": [record["h"], record["w"]], "kernel": record["k"], "stride": record["s"]})
     return out

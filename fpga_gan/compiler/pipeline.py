@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -264,10 +265,11 @@ def _folding(model, ctx: _Context):
 
 
 def _estimates(model, ctx: _Context):
-    from .estimates import node_estimates
+    from .estimates import node_estimates, subpixel_mvaus
 
     _, child = _child(model)
     ctx.notes["nodes"] = node_estimates(child, ctx.board.part)
+    ctx.notes["subpixel_mvaus"] = subpixel_mvaus(child)
     return model
 
 
@@ -340,8 +342,20 @@ def _golden_pair(source, codes_fmt, seed: int) -> tuple[np.ndarray, np.ndarray]:
 # Driver
 
 
+@functools.cache
+def compiler_digest() -> str:
+    """Digest of the code a stage's output depends on (the compiler passes and our ops): a saved
+    stage is reused only if the compiler that wrote it is the one running now."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*(package / "compiler").rglob("*.py"), *(package / "ops").rglob("*.py")]):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _stage_key(stage: str, cfg: CompileConfig, source_digest: str) -> str:
-    parts = {"source": source_digest, "stage": stage}
+    parts = {"source": source_digest, "stage": stage, "compiler": compiler_digest()}
     if stage not in _MODEL_ONLY_STAGES:
         folding = Path(cfg.folding_file).read_bytes().hex() if cfg.folding_file else None
         parts.update(board=cfg.board, fps=cfg.target_fps, clock=cfg.clock_mhz, folding=folding)
@@ -471,7 +485,7 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         "model": cfg.model_name(), "board": board.name, "clock_mhz": clock,
         "target_fps": cfg.target_fps, "nodes": nodes, "totals": totals, "budget": budget_dict(board),
         "fits": not fit_check(totals, board),
-        "deconv": deconv_comparison(ctx.notes.get("deconv", []), nodes),
+        "deconv": deconv_comparison(ctx.notes.get("deconv", []), nodes, ctx.notes.get("subpixel_mvaus", [])),
         "verification": [{"stage": s["stage"], "bit_exact": s["bit_exact"], "inputs": s["inputs"]}
                          for s in state["stages"]],
         "stages": [{"stage": s["stage"], "seconds": s["seconds"]} for s in state["stages"]],

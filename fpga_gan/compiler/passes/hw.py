@@ -17,6 +17,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
 from ...ops import DOMAIN, FINN_RTL_DOMAIN
+from .phases import SplitSubPixelPhases
 
 __all__ = ["ConvertToGANHWLayers", "InferStreamingConcat", "InferDuplicateStreams", "PropagateCropDatatypes", "specialize_rtl",
            "unsupported_nodes"]
@@ -100,7 +101,8 @@ class InferDuplicateStreams(Transformation):
 
 
 class ConvertToGANHWLayers(Transformation):
-    """FINN's layer inference in its builder's order, then the skip-connection ops."""
+    """FINN's layer inference in its builder's order, then the skip-connection ops, then the
+    per-phase split of cropped sub-pixel convolutions (:mod:`.phases`)."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
@@ -120,6 +122,8 @@ class ConvertToGANHWLayers(Transformation):
                   # them), as FINN's builder does before specialization
                   MinimizeWeightBitWidth(), MinimizeAccumulatorWidth()):
             model = model.transform(t)
+        # after the bit widths are final, so every phase keeps the original's stream types
+        model = model.transform(SplitSubPixelPhases()).transform(InferDuplicateStreams())
         model = model.transform(PropagateCropDatatypes()).transform(RoundAndClipThresholds())
         model = model.transform(GiveUniqueNodeNames()).transform(InferShapes())
         return model.transform(PropagateCropDatatypes()), False

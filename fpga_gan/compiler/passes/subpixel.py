@@ -31,6 +31,11 @@ DepthToSpace(2) -> Crop(1); k6 s2 p2 needs no crop; with ``s = 1`` it is a plain
 with flipped, transposed weights and padding ``k - 1 - p``. Nodes that would be identities
 (Pad 0, DepthToSpace 1, crop 0) are not emitted: each node becomes a hardware layer.
 
+The crop is computed and then dropped: for k4 s2 p1 the Conv works on an (H+1) x (W+1) grid.
+Once the layers are hardware, :mod:`.phases` splits such a chain into one window grid per output
+phase so that nothing is computed that the crop would drop; this pass keeps to standard ONNX ops,
+which every backend executes.
+
 Only a permutation of the weights is involved, so a quantized weight (``Quant`` of
 initializers, as Brevitas' QONNX export delivers it) is rearranged together with its scale, zero
 point and bit width: the integers and their scales stay exactly the same.

@@ -16,7 +16,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
 from fpga_gan.compiler.passes.hw import InferDuplicateStreams
-from fpga_gan.compiler.passes.phases import SplitSubPixelPhases, phase_plan
+from fpga_gan.compiler.passes.phases import SplitSubPixelPhases, find_subpixel_chain, phase_plan
 from fpga_gan.compiler.passes.subpixel import _axis_plan
 from fpga_gan.ops import DOMAIN
 
@@ -103,9 +103,7 @@ def test_split_is_exact_and_spends_only_useful_macs(h, w, cin, cout, k, s, pads)
 def test_k4s2p1_phase_plan():
     """Phase (0, 0) of the output reads weight phase (1, 1) on a grid padded on top and left only."""
     model = _subpixel_chain(8, 8, 1, 1, 4, 2, (1, 1, 1, 1))
-    from fpga_gan.compiler.passes.phases import _find_chain
-
-    plan = phase_plan(_find_chain(model, model.graph.node[3]))
+    plan = phase_plan(find_subpixel_chain(model, model.graph.node[3]))
     assert plan.out_dim == (8, 8)
     assert plan.pads == ((1, 1, 0, 0), (1, 0, 0, 1), (0, 1, 1, 0), (0, 0, 1, 1))
     assert plan.weight_phases == ((1, 1), (1, 0), (0, 1), (0, 0))

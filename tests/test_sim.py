@@ -14,7 +14,7 @@ import pytest
 
 from fpga_gan.compiler.errors import CompileError
 from fpga_gan.compiler.pipeline import CompileConfig, compile_model
-from fpga_gan.sim.run import simulate
+from fpga_gan.sim.run import FIFO_FILE, load_fifo_depths, save_fifo_depths, simulate
 
 
 
@@ -26,7 +26,7 @@ def test_small_unet_outside_the_zoo_simulates_bit_exactly_under_backpressure(tmp
     build, report = tiny_unet_build
     assert report["frames"] == 4 and report["mismatches"] == 0           # 2 throughput + 2 backpressure
     assert report["fifos"] == "sized" and (build / "fifo_depths.json").is_file()
-    depths = json.loads((build / "fifo_depths.json").read_text())
+    depths = load_fifo_depths(build)
     assert max(depths.values()) > 2                      # the skip branch needs real buffering
     # FIFOs off the skip connections are capped, and the capped design keeps the unbounded throughput
     skip, cap = set(report["skip_fifos"]), report["chain_fifo_cap"]
@@ -51,6 +51,24 @@ def test_small_unet_outside_the_zoo_simulates_bit_exactly_under_backpressure(tmp
     wrong[0, 0, 0] ^= 1
     run = run_frames(design.top, sim_build, vectors["inputs"], wrong, tmp_path / "negative")
     assert run.results["mismatches"] >= 1
+
+
+def test_fifo_depths_of_an_earlier_compile_are_not_reused(tiny_unet_build):
+    """Depths sized for another partition (or in the old, untagged format) count as never sized."""
+    build, _ = tiny_unet_build
+    path = build / FIFO_FILE
+    original = path.read_text()
+    depths = load_fifo_depths(build)
+    assert depths
+    try:
+        path.write_text(json.dumps({**json.loads(original), "partition": "0" * 16}))
+        assert load_fifo_depths(build) is None
+        path.write_text(json.dumps(depths))                   # the format before the partition tag
+        assert load_fifo_depths(build) is None
+        save_fifo_depths(build, depths)
+        assert load_fifo_depths(build) == depths
+    finally:
+        path.write_text(original)
 
 
 def test_design_generator_sim_backend_equals_cpu_backend(tmp_path):

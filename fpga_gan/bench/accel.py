@@ -159,16 +159,17 @@ def time_rtl_generation(build_dir: Path, scratch: Path) -> float | None:
     variable the generator repoints) is restored afterwards.
     """
     from ..sim.rtl import generate_rtl
+    from ..sim.run import load_fifo_depths
 
-    depths_file = build_dir / "fifo_depths.json"
-    if not depths_file.is_file():
+    depths = load_fifo_depths(build_dir)
+    if depths is None:
         return None
     saved = os.environ.get("FINN_BUILD_DIR")
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch, prefix="rtl-") as tmp:
         start = time.perf_counter()
         try:
-            generate_rtl(build_dir, fifo_depths=json.loads(depths_file.read_text()), rtl_dir=Path(tmp) / "rtl")
+            generate_rtl(build_dir, fifo_depths=depths, rtl_dir=Path(tmp) / "rtl")
         finally:
             if saved is None:
                 os.environ.pop("FINN_BUILD_DIR", None)

@@ -53,5 +53,6 @@ def describe_machine() -> dict:
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "cores_usable": usable,
             "torch_threads": torch.get_num_threads(), "memory_gib": _memory_gib(), "load_average": load,
+            "load_average_minutes": [1, 5, 15],
             "os": platform.platform(), "python": platform.python_version(),
             "packages": {name: _version(name) for name in PACKAGES}}

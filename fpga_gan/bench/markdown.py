@@ -65,7 +65,8 @@ def _header(bench: dict, path: Path) -> list[str]:
     m = bench["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     memory = f", {fmt(m['memory_gib'])} GiB memory" if m.get("memory_gib") else ""
-    load = (f" Load average when the run started (1, 5, 15 min): {', '.join(fmt(x) for x in m['load_average'])}."
+    windows = ", ".join(str(x) for x in m.get("load_average_minutes", [1, 5, 15]))
+    load = (f" Load average when the run started ({windows} min): {', '.join(fmt(x) for x in m['load_average'])}."
             if m.get("load_average") else "")
     return [
         "# Benchmarks", "",

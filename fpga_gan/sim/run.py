@@ -35,6 +35,29 @@ def _golden(child, frames_nhwc: np.ndarray) -> np.ndarray:
 FIFO_FILE = "fifo_depths.json"
 
 
+def load_fifo_depths(build_dir: Path) -> dict[str, int] | None:
+    """The simulated FIFO depths of ``build_dir``'s partition as it is now compiled; None when
+    it was never sized, or sized for a partition since recompiled (FIFO names and roles change
+    with the graph: old depths would leave new FIFOs at depth 2, and a skip connection deadlocks)."""
+    from .rtl import partition_digest
+
+    path = Path(build_dir) / FIFO_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if not isinstance(saved.get("depths"), dict) or saved.get("partition") != partition_digest(Path(build_dir)):
+        return None
+    return {name: int(depth) for name, depth in saved["depths"].items()}
+
+
+def save_fifo_depths(build_dir: Path, depths: dict[str, int]) -> None:
+    """Write ``fifo_depths.json``, tied to the partition they were measured on."""
+    from .rtl import partition_digest
+
+    payload = {"partition": partition_digest(Path(build_dir)), "depths": depths}
+    (Path(build_dir) / FIFO_FILE).write_text(json.dumps(payload, indent=2))
+
+
 def design_for(build_dir: Path, fifo_depths: dict[str, int] | None = None, layers: int | None = None) -> RtlDesign:
     """The generated RTL of ``build_dir``, regenerated when missing, stale or of other FIFO depths.
 
@@ -104,7 +127,8 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
              log=print) -> dict:
     """Build (cached) and run the RTL of ``build_dir``; write and return ``sim_report.json``.
 
-    FIFOs: with ``size_fifos`` (or when ``fifo_depths.json`` does not exist yet) a first run
+    FIFOs: with ``size_fifos`` (or when ``fifo_depths.json`` does not exist yet, or was sized for
+    an earlier compile of the partition) a first run
     with unbounded gauge FIFOs measures each FIFO's peak fill and the unbounded throughput. Skip
     connection FIFOs get their peak + 10%; the others are capped (:data:`CHAIN_FIFO_CAPS`, the
     smallest cap that keeps the unbounded throughput within 1%). The depths go to
@@ -126,9 +150,9 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
         dtype = child.get_tensor_datatype(child.graph.input[0].name)
         estimate = json.loads((build_dir / "report.json").read_text())["totals"]["cycles_per_frame"]
         stall = stall_cycles or max(200_000, 4 * int(estimate))
-        fifo_file = build_dir / FIFO_FILE
-        depths = None if size_fifos or layers is not None or not fifo_file.is_file() else \
-            json.loads(fifo_file.read_text())
+        depths = None if size_fifos or layers is not None else load_fifo_depths(build_dir)
+        if depths is None and not size_fifos and layers is None and (build_dir / FIFO_FILE).is_file():
+            log(f"{FIFO_FILE} was sized for an earlier compile of this build; sizing the FIFOs again")
         inputs = expected = None
 
         def run_design(fifo_depths):
@@ -174,7 +198,7 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
                     log(f"chain FIFOs capped at {cap} beats: {cycles:,} cycles per frame, unbounded {unbounded:,}; "
                         "trying deeper ones")
                 if layers is None and not run.results["mismatches"]:
-                    fifo_file.write_text(json.dumps(depths, indent=2))
+                    save_fifo_depths(build_dir, depths)
                     log(f"FIFO depths: total {sum(depths.values()):,} beats (written to {FIFO_FILE})")
     except SimulatorError as err:
         raise SimError(f"simulation of {build_dir}: {err}") from err

@@ -43,13 +43,13 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ...ops import DOMAIN
 
-__all__ = ["PhasePlan", "SplitSubPixelPhases", "phase_plan"]
+__all__ = ["PhasePlan", "SplitSubPixelPhases", "SubPixelChain", "find_subpixel_chain", "phase_plan"]
 
 _FINN_HW = "finn.custom_op.fpgadataflow"
 
 
 @dataclass(frozen=True)
-class _Chain:
+class SubPixelChain:
     """The hardware layers of one cropped sub-pixel transposed convolution."""
 
     pad: NodeProto
@@ -94,7 +94,7 @@ def _attr(node: NodeProto, name: str):
     return getCustomOp(node).get_nodeattr(name)
 
 
-def phase_plan(chain: _Chain) -> PhasePlan | None:
+def phase_plan(chain: SubPixelChain) -> PhasePlan | None:
     """How to split ``chain`` into phases, or None when the cropped form has to stay."""
     s = int(_attr(chain.d2s, "BlockSize"))
     if s < 2 or _attr(chain.d2s, "Mode") != "CRD":
@@ -126,7 +126,7 @@ def _only_consumer(model: ModelWrapper, tensor: str) -> NodeProto | None:
     return consumers[0] if len(consumers) == 1 else None
 
 
-def _find_chain(model: ModelWrapper, d2s: NodeProto) -> _Chain | None:
+def find_subpixel_chain(model: ModelWrapper, d2s: NodeProto) -> SubPixelChain | None:
     """The FMPadding -> SWG -> MVAU -> ``d2s`` -> Crop chain around ``d2s``, each layer feeding
     only the next, or None."""
     crop = _only_consumer(model, d2s.output[0])
@@ -142,7 +142,7 @@ def _find_chain(model: ModelWrapper, d2s: NodeProto) -> _Chain | None:
         return None
     if any(n.domain != _FINN_HW for n in (pad, swg, mvau, crop)) or d2s.domain != DOMAIN:
         return None
-    return _Chain(pad, swg, mvau, d2s, crop)
+    return SubPixelChain(pad, swg, mvau, d2s, crop)
 
 
 def _copy(node: NodeProto, name: str, inputs: list[str], outputs: list[str], **attrs) -> NodeProto:
@@ -157,7 +157,7 @@ def _copy(node: NodeProto, name: str, inputs: list[str], outputs: list[str], **a
     return new
 
 
-def _split(model: ModelWrapper, chain: _Chain, plan: PhasePlan) -> None:
+def _split(model: ModelWrapper, chain: SubPixelChain, plan: PhasePlan) -> None:
     """Replace ``chain`` by its per-phase form, in place."""
     x = chain.pad.input[0]
     cin = int(_attr(chain.pad, "NumChannels"))
@@ -225,7 +225,7 @@ class SplitSubPixelPhases(Transformation):
         for node in model.graph.node:
             if node.op_type != "DepthToSpace" or node.domain != DOMAIN:
                 continue
-            chain = _find_chain(model, node)
+            chain = find_subpixel_chain(model, node)
             plan = phase_plan(chain) if chain is not None else None
             if plan is not None:
                 _split(model, chain, plan)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fpga_gan.bench.cpu import bench_cpu_model, free_cores, torch_threads
+from fpga_gan.bench.cpu import bench_cpu_model, default_torch_threads, torch_threads
 from fpga_gan.bench.machine import describe_machine
 
 
@@ -27,8 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     names = ["tryon", "dcgan"] if args.model == "all" else [args.model]
     machine = describe_machine()
-    load = machine["load_average"][0] if machine.get("load_average") else None
-    threads = args.threads or free_cores(machine["cores_usable"], load)
+    threads = args.threads or default_torch_threads(machine)
     results = {"machine": machine, "torch_threads": threads, "rows": []}
     for name in names:
         with torch_threads(threads):

@@ -15,8 +15,13 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
+from fpga_gan.compiler.estimates import mac_count
 from fpga_gan.compiler.passes.hw import InferDuplicateStreams
-from fpga_gan.compiler.passes.phases import SplitSubPixelPhases, find_subpixel_chain, phase_plan
+from fpga_gan.compiler.passes.phases import (
+    SplitSubPixelPhases,
+    find_subpixel_chain,
+    phase_plan,
+)
 from fpga_gan.compiler.passes.subpixel import _axis_plan
 from fpga_gan.ops import DOMAIN
 
@@ -69,8 +74,7 @@ def _run(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
 
 
 def _macs(model: ModelWrapper) -> int:
-    return sum(v for n in model.graph.node if n.op_type == "MVAU"
-               for k, v in getCustomOp(n).get_op_and_param_counts().items() if k.startswith("op_mac"))
+    return sum(mac_count(getCustomOp(n)) for n in model.graph.node if n.op_type == "MVAU")
 
 
 GEOMETRIES = [  # (h, w, cin, cout, k, s, ConvTranspose pads)

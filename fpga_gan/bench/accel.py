@@ -248,6 +248,7 @@ def design_precision(build_dir: Path, part: str) -> list[dict]:
     import numpy as np
     from qonnx.custom_op.registry import getCustomOp
 
+    from ..compiler.estimates import mac_count
     from ..sim.rtl import partition_model
 
     _, child, _ = partition_model(build_dir)
@@ -260,7 +261,7 @@ def design_precision(build_dir: Path, part: str) -> list[dict]:
         wdt, adt = inst.get_input_datatype(1), inst.get_input_datatype(0)
         weights = child.get_initializer(node.input[1])
         narrow = weights is not None and float(np.min(weights)) > wdt.min()
-        macs = sum(v for k, v in inst.get_op_and_param_counts().items() if k.startswith("op_mac"))
+        macs = mac_count(inst)
         rows.append({"name": node.name, "weight_bits": wdt.bitwidth(), "act_bits": adt.bitwidth(),
                      "narrow_weights": narrow, "macs": int(macs),
                      "lanes_per_dsp": lanes_per_dsp(version, wdt.bitwidth(), adt.bitwidth(), narrow)})
@@ -345,7 +346,7 @@ def deconv_rows(result: CaseResult) -> list[dict]:
     for d in result.compiled.report.get("deconv", []):
         rows.append({
             "case": result.case.name, "model": model_stem(result.case.model), "layer": d["name"],
-            "input": d["input"],            "kernel": d["kernel"], "stride": d["stride"], "pe_x_simd": d["pe_x_simd"],
+            "input": d["input"], "kernel": d["kernel"], "stride": d["stride"], "pe_x_simd": d["pe_x_simd"],
             "macs_zero_free": d["macs_zero_free"], "macs_zero_insertion": d["macs_zero_insertion"],
             "macs_useful": d["macs_useful"], "macs_ratio": d["macs_zero_insertion"] / d["macs_zero_free"],
             "cycles_zero_free": d["cycles_zero_free"], "cycles_zero_insertion": d["cycles_zero_insertion"],

@@ -21,67 +21,58 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
-
-
-def _bars(ax, labels: list[str], series: dict[str, list[float]]) -> None:
-    """Grouped bars: one group per label, one bar per series."""
-    width = 0.8 / max(1, len(series))
+def _bar_chart(path: Path, labels: list[str], series: dict[str, list[float]], *, title: str, ylabel: str,
+               log_scale: bool = True, width: float = 7, hlines: tuple[float, ...] = ()) -> Path:
+    """Grouped bars, one group per label and one bar per series, saved as a PNG at ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(width, 4))
+    bar = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
-        ax.bar([x + i * width for x in range(len(labels))], [v or 0 for v in values], width, label=name)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))])
+        ax.bar([x + i * bar for x in range(len(labels))], [v or 0 for v in values], bar, label=name)
+    ax.set_xticks([x + bar * (len(series) - 1) / 2 for x in range(len(labels))])
     ax.set_xticklabels(labels, rotation=20, ha="right")
     ax.legend(fontsize=8)
+    for y in hlines:
+        ax.axhline(y, ls="--", lw=0.8, color="grey")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _cpu_chart(bench: dict, out: Path) -> Path | None:
     rows = bench["cpu"]
     if not rows:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    _bars(ax, [f"{r['model']} b{r['batch']}" for r in rows],
-          {"float twin eager": [r["float_twin_eager"] for r in rows],
-           "Brevitas eager": [r["brevitas_eager"] for r in rows],
-           "ONNX Runtime QCDQ": [r["onnxruntime_qcdq"] for r in rows]})
-    ax.set_yscale("log")
-    ax.set_ylabel("images / s (measured)")
-    ax.set_title("CPU inference")
-    return _save(fig, out / "cpu_inference.png")
+    return _bar_chart(out / "cpu_inference.png", [f"{r['model']} b{r['batch']}" for r in rows],
+                      {"float twin eager": [r["float_twin_eager"] for r in rows],
+                       "Brevitas eager": [r["brevitas_eager"] for r in rows],
+                       "ONNX Runtime QCDQ": [r["onnxruntime_qcdq"] for r in rows]},
+                      title="CPU inference", ylabel="images / s (measured)")
 
 
 def _fps_chart(bench: dict, out: Path) -> Path | None:
     rows = [r for r in bench["accelerators"] if r["status"] == "ok"]
     if not rows:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    _bars(ax, [r["case"] for r in rows], {"simulated": [r["fps_sim"] for r in rows],
-                                          "estimated (FINN)": [r["fps_estimate"] for r in rows]})
-    for t in bench["targets"]:
-        if t["kind"] == "accel_fps":
-            ax.axhline(t["threshold"], ls="--", lw=0.8, color="grey")
-    ax.set_yscale("log")
-    ax.set_ylabel("frames / s at the clock")
-    ax.set_title("Accelerator throughput (dashed: targets)")
-    return _save(fig, out / "accelerator_fps.png")
+    return _bar_chart(out / "accelerator_fps.png", [r["case"] for r in rows],
+                      {"simulated": [r["fps_sim"] for r in rows],
+                       "estimated (FINN)": [r["fps_estimate"] for r in rows]},
+                      title="Accelerator throughput (dashed: targets)", ylabel="frames / s at the clock",
+                      hlines=tuple(t["threshold"] for t in bench["targets"] if t["kind"] == "accel_fps"))
 
 
 def _gops_chart(bench: dict, out: Path) -> Path | None:
     rows = [r for r in bench["accelerators"] if r["status"] == "ok" and r["bound_gops"]]
     if not rows:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    _bars(ax, [r["case"] for r in rows], {"reached": [r["gops"] for r in rows],
-                                          "DSP bound": [r["bound_gops"] for r in rows]})
-    ax.set_ylabel("GOPS (2 x MACs x FPS)")
-    ax.set_title("Reached vs physical bound")
-    return _save(fig, out / "accelerator_gops.png")
+    return _bar_chart(out / "accelerator_gops.png", [r["case"] for r in rows],
+                      {"reached": [r["gops"] for r in rows], "DSP bound": [r["bound_gops"] for r in rows]},
+                      title="Reached vs physical bound", ylabel="GOPS (2 x MACs x FPS)", log_scale=False)
 
 
 def _deconv_chart(bench: dict, out: Path) -> Path | None:
@@ -92,15 +83,10 @@ def _deconv_chart(bench: dict, out: Path) -> Path | None:
             rows.append(r)
     if not rows:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    _bars(ax, [f"{r['model']} {r['layer']}" for r in rows],
-          {"useful": [r["macs_useful"] for r in rows], "zero-free": [r["macs_zero_free"] for r in rows],
-           "zero insertion": [r["macs_zero_insertion"] for r in rows]})
-    ax.set_yscale("log")
-    ax.set_ylabel("MACs per frame (counted)")
-    ax.set_title("Transposed convolutions")
-    return _save(fig, out / "deconv_macs.png")
+    return _bar_chart(out / "deconv_macs.png", [f"{r['model']} {r['layer']}" for r in rows],
+                      {"useful": [r["macs_useful"] for r in rows], "zero-free": [r["macs_zero_free"] for r in rows],
+                       "zero insertion": [r["macs_zero_insertion"] for r in rows]},
+                      title="Transposed convolutions", ylabel="MACs per frame (counted)", width=8)
 
 
 def write_charts(bench: dict, out: Path) -> list[Path]:

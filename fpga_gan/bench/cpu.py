@@ -17,7 +17,8 @@ from functools import partial
 
 import numpy as np
 
-__all__ = ["BACKENDS", "CpuTiming", "bench_cpu_model", "free_cores", "time_call", "torch_threads"]
+__all__ = ["BACKENDS", "CpuTiming", "bench_cpu_model", "default_torch_threads", "free_cores", "time_call",
+           "torch_threads"]
 
 # bench.json keys of the three ways to run a generator on the CPU, in table order.
 BACKENDS: dict[str, str] = {
@@ -63,6 +64,13 @@ def free_cores(usable: int, load_average: float | None) -> int:
     """
     busy = round(load_average) if load_average is not None else 0
     return max(1, usable - busy)
+
+
+def default_torch_threads(machine: dict) -> int:
+    """:func:`free_cores` of a :func:`fpga_gan.bench.machine.describe_machine` record, whose load
+    average was read before the measurements started."""
+    load = machine["load_average"][0] if machine.get("load_average") else None
+    return free_cores(machine["cores_usable"], load)
 
 
 @contextlib.contextmanager

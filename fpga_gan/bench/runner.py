@@ -20,7 +20,7 @@ from typing import IO
 
 from .accel import accel_row, deconv_rows, run_case, tool_row
 from .config import BenchConfig
-from .cpu import bench_cpu_model, free_cores, torch_threads
+from .cpu import bench_cpu_model, default_torch_threads, torch_threads
 from .machine import describe_machine
 from .published import PUBLISHED
 from .targets import evaluate_targets
@@ -168,8 +168,7 @@ def run_bench(cfg: BenchConfig) -> dict:
 
     start = time.perf_counter()
     machine = describe_machine()                # before the run: its load average is the others' work
-    load = machine["load_average"][0] if machine.get("load_average") else None
-    threads = cfg.torch_threads or free_cores(machine["cores_usable"], load)
+    threads = cfg.torch_threads or default_torch_threads(machine)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "bench.log"

@@ -11,7 +11,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-__all__ = ["deconv_comparison", "node_estimates", "subpixel_mvaus"]
+__all__ = ["deconv_comparison", "mac_count", "node_estimates", "subpixel_mvaus"]
 
 
 def _attr_or(inst, name: str, default: int = 1) -> int:
@@ -21,7 +21,8 @@ def _attr_or(inst, name: str, default: int = 1) -> int:
         return default
 
 
-def _macs(inst) -> int:
+def mac_count(inst) -> int:
+    """MACs per frame of a FINN layer (its op counts), 0 for data-movement layers."""
     try:
         counts = inst.get_op_and_param_counts()
     except Exception:  # noqa: BLE001 - data-movement layers have no op counts
@@ -37,7 +38,7 @@ def node_estimates(model: ModelWrapper, fpgapart: str) -> list[dict]:
         rows.append({
             "name": node.name, "op_type": node.op_type,
             "pe": _attr_or(inst, "PE"), "simd": _attr_or(inst, "SIMD"),
-            "macs": _macs(inst), "cycles": int(inst.get_exp_cycles()),
+            "macs": mac_count(inst), "cycles": int(inst.get_exp_cycles()),
             "lut": float(res.get("LUT", 0)), "bram18": float(res.get("BRAM_18K", 0)),
             "uram": float(res.get("URAM", 0)), "dsp": float(res.get("DSP", 0)),
         })
@@ -53,7 +54,9 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
         InferQuantizedMatrixVectorActivation,
     )
-    from finn.transformation.fpgadataflow.infer_pixel_padding_deconv import InferPixelPaddingDeconv
+    from finn.transformation.fpgadataflow.infer_pixel_padding_deconv import (
+        InferPixelPaddingDeconv,
+    )
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.transformation.infer_datatypes import InferDataTypes
@@ -77,13 +80,12 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
     simd = _largest_divisor_at_most(mw, max(1, pe_simd // pe))
     mvau.set_nodeattr("PE", pe)
     mvau.set_nodeattr("SIMD", simd)
-    return _macs(mvau), int(mvau.get_exp_cycles())
+    return mac_count(mvau), int(mvau.get_exp_cycles())
 
 
 def subpixel_mvaus(model: ModelWrapper) -> list[list[str]]:
     """Per DepthToSpace layer, in graph order, the MVAUs that compute its phases: the one MVAU
-    in front of it, or the per-phase MVAUs behind its StreamingConcat (data width converters and
-    FIFOs in between are looked through)."""
+    in front of it, or the per-phase MVAUs behind its StreamingConcat."""
     def mvaus_behind(tensor: str) -> list[str]:
         producer = model.find_producer(tensor)
         if producer is None:
@@ -92,8 +94,6 @@ def subpixel_mvaus(model: ModelWrapper) -> list[list[str]]:
             return [producer.name]
         if producer.op_type.startswith("StreamingConcat"):
             return [name for inp in producer.input for name in mvaus_behind(inp)]
-        if producer.op_type.startswith(("StreamingDataWidthConverter", "StreamingFIFO")):
-            return mvaus_behind(producer.input[0])
         return []
 
     return [mvaus_behind(n.input[0]) for n in model.graph.node if n.op_type.startswith("DepthToSpace")]

@@ -29,7 +29,6 @@ from ._base import (
     counter_luts,
 )
 
-
 MODES = ("CRD", "DCR")
 
 

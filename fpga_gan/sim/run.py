@@ -150,9 +150,11 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
         dtype = child.get_tensor_datatype(child.graph.input[0].name)
         estimate = json.loads((build_dir / "report.json").read_text())["totals"]["cycles_per_frame"]
         stall = stall_cycles or max(200_000, 4 * int(estimate))
-        depths = None if size_fifos or layers is not None else load_fifo_depths(build_dir)
-        if depths is None and not size_fifos and layers is None and (build_dir / FIFO_FILE).is_file():
-            log(f"{FIFO_FILE} was sized for an earlier compile of this build; sizing the FIFOs again")
+        depths = None
+        if not size_fifos and layers is None:
+            depths = load_fifo_depths(build_dir)
+            if depths is None and (build_dir / FIFO_FILE).is_file():
+                log(f"{FIFO_FILE} was sized for an earlier compile of this build; sizing the FIFOs again")
         inputs = expected = None
 
         def run_design(fifo_depths):

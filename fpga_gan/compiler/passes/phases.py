@@ -1,4 +1,4 @@
-"""Split a cropped sub-pixel transposed convolution into its output phases: no MAC is cropped.
+"""Split a sub-pixel transposed convolution into its output phases: no MAC is cropped or meets a zero tap.
 
 Why: the sub-pixel form (:mod:`.subpixel`) computes every output phase on one window grid and
 crops the border afterwards. For the common GAN upsampler (k4 s2 p1) that grid is (H+1) x (W+1)
@@ -22,12 +22,24 @@ The concatenation is phase-major, which is DepthToSpace's DCR order; no permutat
 For k4 s2 p1 the four phases are padded (top, left, bottom, right) = (1,1,0,0), (1,0,0,1),
 (0,1,1,0), (0,0,1,1), and the MVAUs together spend exactly the useful MACs (ratio 4.0).
 
+Each phase keeps only the window taps whose weights are not all zero (the bounding box per
+phase). A kernel that is not a multiple of the stride arrives zero-padded from the lowering, so
+for CycleGAN's k3 s2 p1 op1 the phases become 2x2, 2x1, 1x2 and 1x1 convolutions (a 1x1 phase
+needs no sliding window: its MVAU reads the pixels), and k5 s2 p2 op1 gives 3x3, 3x2, 2x3, 2x2.
+A phase's padding follows from its first kept tap; where that would be negative (a crop larger
+than the pad), the phase crops its input instead. When the output size is not a multiple of the
+stride (k3 s2 p1: 2H - 1), the later phases have one output row or column less: their MVAUs
+compute only those, an FMPadding appends a zero row / column so that all phases share one grid,
+and one Crop after the DepthToSpace removes it again. So in every case the MVAUs spend exactly
+the useful MACs (:func:`~.subpixel.macs_zero_free`): per output pixel the taps that meet a real
+input pixel, none that meets an inserted zero or is cropped later.
+
 It works on FINN's hardware layers (after thresholds and MVAUs are inferred and their bit widths
 minimised), so the phase MVAUs keep the weight, accumulator and threshold types of the original:
-they compute a subset of its columns and the concatenation needs one stream type. Only weight
-columns (and threshold rows, if the MVAU has them) are selected; nothing is re-quantized.
-Chains it cannot split exactly (no crop, an output size that is not a multiple of the stride, a
-phase that would need negative padding) are left in the cropped form, which is exact too.
+they compute a subset of its columns and rows and the concatenation needs one stream type. Only
+weights (and threshold rows, if the MVAU has them) are selected; nothing is re-quantized.
+Chains where splitting saves nothing (no crop and no zero taps, e.g. k2 s2 or k6 s2 p2) stay as
+they are, which is exact too.
 """
 
 from __future__ import annotations

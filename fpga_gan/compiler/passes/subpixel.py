@@ -31,6 +31,16 @@ DepthToSpace(2) -> Crop(1); k6 s2 p2 needs no crop; with ``s = 1`` it is a plain
 with flipped, transposed weights and padding ``k - 1 - p``. Nodes that would be identities
 (Pad 0, DepthToSpace 1, crop 0) are not emitted: each node becomes a hardware layer.
 
+Kernels that are not a multiple of the stride, and ``output_padding``: appending ``z`` zero taps
+to a kernel leaves every real contribution where it was and extends the full output by ``z`` at
+the end, so a ConvTranspose (k, s, p_begin, p_end, output_padding op) equals one with kernel
+``k + z``, pads ``(p_begin, p_end + z - op)``. ``z`` is the fewest taps that make ``k + z`` a
+multiple of ``s`` and keep that end pad non-negative (ONNX adds the output padding at the end of
+each axis). CycleGAN's up-sampler k3 s2 p1 op1 is then exactly k4 s2 p1 with one zero tap per
+axis; k5 s2 p2 op1 is k6 s2 p2. Exact (the zero taps quantize to zero whatever the scale); the
+zero taps cost MACs here only: :mod:`.phases` drops every all-zero tap per output phase, so for
+k3 s2 the phase convolutions are 2x2, 2x1, 1x2 and 1x1 and no MAC meets an inserted zero.
+
 The crop is computed and then dropped: for k4 s2 p1 the Conv works on an (H+1) x (W+1) grid.
 Once the layers are hardware, :mod:`.phases` splits such a chain into one window grid per output
 phase so that nothing is computed that the crop would drop; this pass keeps to standard ONNX ops,

@@ -420,3 +420,9 @@ def test_useful_macs_count_the_taps_that_meet_real_pixels(k, pads, out_pad, per_
                 if (y + pads[0] - th) % s == 0 and (x + pads[1] - tw) % s == 0)
     assert macs_zero_free(node, model) == brute * cin * cout == per_axis(h) * per_axis(w) * cin * cout
     assert macs_zero_insertion(node, model) == hout * wout * k * k * cin * cout
+
+
+def test_useful_macs_of_one_input_pixel_are_its_taps():
+    """The DCGAN stem (1x1 -> 4x4, k4 s1 p0): every tap of the one pixel, nothing of the padding."""
+    model = _conv_transpose_model(4, 1, (0, 0, 0, 0), 5, 3, 1, 1)
+    assert macs_zero_free(model.graph.node[0], model) == 16 * 5 * 3

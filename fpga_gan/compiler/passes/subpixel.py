@@ -179,21 +179,28 @@ def _padded_axes(node: NodeProto, kernel: tuple[int, int], s: int) -> list[tuple
     return axes
 
 
+def _block_size(node: NodeProto, model: ModelWrapper, kernel: tuple[int, int]) -> int:
+    """The DepthToSpace block size of the lowering: the stride, except for one input pixel."""
+    s = int(_attr(node, "strides", [1, 1])[0])
+    pads = [int(v) for v in _attr(node, "pads", [0, 0, 0, 0])]
+    out_pad = [int(v) for v in _attr(node, "output_padding", [0, 0])]
+    in_shape = model.get_tensor_shape(node.input[0])
+    if in_shape is not None and tuple(in_shape[2:]) == (1, 1) and kernel[0] == kernel[1] \
+            and not any(pads) and not any(out_pad):
+        # One input pixel: the stride never matters, so take s = k. The layer becomes a 1x1
+        # convolution (a matrix-vector product) and a DepthToSpace(k) instead of a k x k
+        # convolution over a (2k-1)^2 padded image that is almost all zeros (the DCGAN stem).
+        return kernel[0]
+    return s
+
+
 def subpixel_geometry(node: NodeProto, model: ModelWrapper) -> SubPixelGeometry:
     """Plan the rewrite of a ConvTranspose node that :func:`check_lowerable` accepted."""
     weight = _static_tensor(model, node.input[1])
     if isinstance(weight, str):
         raise ValueError(f"node {node.name!r}: {weight}")  # noqa: TRY004 (a bad model, not a bad type)
     kh, kw = (int(v) for v in weight.value.shape[2:])
-    s = int(_attr(node, "strides", [1, 1])[0])
-    pads = [int(v) for v in _attr(node, "pads", [0, 0, 0, 0])]
-    out_pad = [int(v) for v in _attr(node, "output_padding", [0, 0])]
-    in_shape = model.get_tensor_shape(node.input[0])
-    if in_shape is not None and tuple(in_shape[2:]) == (1, 1) and kh == kw and not any(pads) and not any(out_pad):
-        # One input pixel: the stride never matters, so take s = k. The layer becomes a 1x1
-        # convolution (a matrix-vector product) and a DepthToSpace(k) instead of a k x k
-        # convolution over a (2k-1)^2 padded image that is almost all zeros (the DCGAN stem).
-        s = kh
+    s = _block_size(node, model, (kh, kw))
     (kph, pt, pb), (kpw, pl, pr) = _padded_axes(node, (kh, kw), s)
     h = _axis_plan(kph, s, pt, pb)
     w = _axis_plan(kpw, s, pl, pr)
@@ -564,6 +571,8 @@ def macs_zero_free(node: NodeProto, model: ModelWrapper) -> int:
     The phase-split sub-pixel form spends exactly this; zero insertion spends ``kh*kw`` per pixel."""
     _, _, hout, wout, cin, cout, kh, kw, group = _conv_transpose_dims(node, model)
     s_h, s_w = (int(v) for v in _attr(node, "strides", [1, 1]))
+    if s_h == s_w:                  # one input pixel: no tap outside it is useful (see _block_size)
+        s_h = s_w = _block_size(node, model, (kh, kw))
     pt, pl, _, _ = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
     return _useful_taps(hout, kh, s_h, pt) * _useful_taps(wout, kw, s_w, pl) * cin * cout // group
 

@@ -29,12 +29,12 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _out_size(n: int, k: int, s: int, p_begin: int, p_end: int) -> int:
-    return s * (n - 1) + k - p_begin - p_end
+def _out_size(n: int, k: int, s: int, p_begin: int, p_end: int, output_padding: int = 0) -> int:
+    return s * (n - 1) + k - p_begin - p_end + output_padding
 
 
 def _conv_transpose_model(
-    k: int,
+    k: int | tuple[int, int],
     s: int,
     pads: tuple[int, int, int, int],
     cin: int,
@@ -47,15 +47,17 @@ def _conv_transpose_model(
     group: int = 1,
     quant_scale: np.ndarray | None = None,
     weight_as_input: bool = False,
+    output_padding: tuple[int, int] = (0, 0),
 ) -> ModelWrapper:
     """One ConvTranspose with integer weights; ``quant_scale`` (1, Cout, 1, 1) routes the weight
     through a qonnx Quant node (4-bit signed), ``weight_as_input`` makes it a graph input."""
     rng = np.random.default_rng(seed)
-    hout = _out_size(h, k, s, pads[0], pads[2])
-    wout = _out_size(w, k, s, pads[1], pads[3])
+    kh, kw = (k, k) if isinstance(k, int) else k
+    hout = _out_size(h, kh, s, pads[0], pads[2], output_padding[0])
+    wout = _out_size(w, kw, s, pads[1], pads[3], output_padding[1])
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, h, w])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, hout, wout])
-    w_int = rng.integers(-8, 8, size=(cin, cout // group, k, k)).astype(np.float32)
+    w_int = rng.integers(-8, 8, size=(cin, cout // group, kh, kw)).astype(np.float32)
     inputs, nodes, inits = [x], [], []
     if quant_scale is not None:
         w_float = w_int * quant_scale
@@ -87,10 +89,11 @@ def _conv_transpose_model(
             ct_inputs,
             ["y"],
             name="Deconv",
-            kernel_shape=[k, k],
+            kernel_shape=[kh, kw],
             strides=[s, s],
             pads=list(pads),
             group=group,
+            **({"output_padding": list(output_padding)} if any(output_padding) else {}),
         )
     )
     graph = helper.make_graph(nodes, "ct", inputs, [y])
@@ -169,6 +172,51 @@ def test_lowering_is_exact(case, bias):
     assert lowered.get_initializer(conv.input[1]).shape == (cout * s * s, cin, k // s, k // s)
     assert len(conv.input) == (3 if bias else 2)
     assert lowered.get_initializer(conv.input[1]).dtype == np.float32
+
+
+# Kernels that are not a multiple of the stride, output_padding, asymmetric pads: the kernel gets
+# zero taps appended (exact), then it is the ordinary lowering.
+# (k, s, pads (t, l, b, r), output_padding, Cin, Cout, H, W, padded kernel, expected ops)
+PADDED_CASES = [
+    (3, 2, (1, 1, 1, 1), (1, 1), 3, 2, 5, 4, (4, 4), ["Pad", "Conv", "DepthToSpace", "Slice"]),  # CycleGAN up
+    (3, 2, (1, 1, 1, 1), (0, 0), 2, 3, 4, 6, (4, 4), ["Pad", "Conv", "DepthToSpace", "Slice"]),  # 2H - 1 out
+    (5, 2, (2, 2, 2, 2), (1, 1), 3, 2, 5, 4, (6, 6), ["Pad", "Conv", "DepthToSpace"]),
+    (3, 2, (0, 0, 0, 0), (1, 1), 2, 2, 3, 5, (4, 4), ["Pad", "Conv", "DepthToSpace"]),
+    (4, 2, (0, 0, 0, 0), (1, 1), 2, 2, 3, 4, (6, 6), ["Pad", "Conv", "DepthToSpace", "Slice"]),  # past the taps
+    (1, 2, (0, 0, 0, 0), (1, 1), 3, 2, 4, 4, (2, 2), ["Conv", "DepthToSpace"]),
+    (3, 3, (1, 1, 1, 1), (2, 2), 2, 2, 3, 4, (6, 6), ["Pad", "Conv", "DepthToSpace", "Slice"]),  # op > end pad
+    ((5, 3), 2, (2, 1, 1, 0), (1, 0), 2, 2, 4, 5, (6, 4), ["Pad", "Conv", "DepthToSpace", "Slice"]),
+    (3, 2, (2, 1, 0, 1), (1, 1), 2, 3, 5, 4, (4, 4), ["Pad", "Conv", "DepthToSpace", "Slice"]),
+    (3, 1, (1, 1, 1, 1), (0, 0), 2, 2, 4, 4, (3, 3), ["Pad", "Conv"]),
+]
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+@pytest.mark.parametrize("case", PADDED_CASES, ids=lambda c: f"k{c[0]}s{c[1]}p{''.join(map(str, c[2]))}op{''.join(map(str, c[3]))}")
+def test_kernel_not_a_multiple_of_the_stride_and_output_padding_are_exact(case, bias):
+    k, s, pads, out_pad, cin, cout, h, w, padded, expected_ops = case
+    model = _conv_transpose_model(k, s, pads, cin, cout, h, w, bias=bias, seed=7, output_padding=out_pad)
+    assert check_lowerable(model.graph.node[0], model) is None
+    geo = subpixel_geometry(model.graph.node[0], model)
+    assert geo.padded_kernel == padded and geo.taps == (padded[0] // s, padded[1] // s)
+    lowered = _lower_and_compare(model, _random_input(model))
+    assert _ops(lowered) == expected_ops
+    conv = next(n for n in lowered.graph.node if n.op_type == "Conv")
+    weight = lowered.get_initializer(conv.input[1])
+    # the same integer weights plus zeros: nothing re-quantized
+    original = model.get_initializer("w")
+    assert np.count_nonzero(weight) == np.count_nonzero(original)
+    np.testing.assert_array_equal(np.sort(weight[weight != 0]), np.sort(original[original != 0]))
+
+
+def test_quant_weight_per_channel_with_zero_taps():
+    """k3 s2 p1 op1 with a per-channel Quant weight: the zero taps quantize to zero, scales repeat per phase."""
+    scale = np.array([0.5, 0.25, 2.0], np.float32).reshape(1, 3, 1, 1)
+    model = _conv_transpose_model(3, 2, (1, 1, 1, 1), 2, 3, 4, 5, bias=True, quant_scale=scale, output_padding=(1, 1))
+    lowered = _lower_and_compare(model, _random_input(model))
+    quant = next(n for n in lowered.graph.node if n.op_type == "Quant")
+    assert lowered.get_initializer(quant.input[0]).shape == (12, 2, 2, 2)
+    np.testing.assert_array_equal(lowered.get_initializer(quant.input[1]).reshape(-1), np.repeat(scale.reshape(-1), 4))
 
 
 def test_gan_upsampler_matches_architecture_note():
@@ -312,8 +360,8 @@ def _node_bytes(model: ModelWrapper) -> list[bytes]:
 
 # name: (positional args of _conv_transpose_model, keyword args, expected part of the reason)
 REJECTED = {
-    "k3s2": ((3, 2, (1, 1, 1, 1), 2, 2, 5, 5), {}, "kernel 3 is not a multiple of stride 2"),
     "group2": ((4, 2, (1, 1, 1, 1), 4, 4, 5, 5), {"group": 2}, "group=2"),
+    "group2_k3": ((3, 2, (1, 1, 1, 1), 4, 4, 5, 5), {"group": 2, "output_padding": (1, 1)}, "use group=1"),
     "dynamic_weight": ((4, 2, (1, 1, 1, 1), 2, 2, 5, 5), {"weight_as_input": True}, "not static"),
 }
 
@@ -335,10 +383,13 @@ def test_other_rejections_give_reasons():
     node = model.graph.node[0]
     assert check_lowerable(node, model) is None
     node.attribute.append(helper.make_attribute("output_padding", [1, 1]))
-    assert "output_padding" in check_lowerable(node, model)
+    assert check_lowerable(node, model) is None
+    node.attribute.pop()
+    node.attribute.append(helper.make_attribute("output_padding", [1, -1]))
+    assert "output_padding [1, -1]" in check_lowerable(node, model)
     node.attribute.pop()
     node.attribute.append(helper.make_attribute("dilations", [2, 2]))
-    assert "dilations" in check_lowerable(node, model)
+    assert "dilations [2, 2] are not supported; use dilation 1" in check_lowerable(node, model)
 
 
 # ----------------------------------------------------------------------------------------- MACs
@@ -351,3 +402,27 @@ def test_mac_ratio_k4s2p1_is_four(size):
     free, inserted = macs_zero_free(node, model), macs_zero_insertion(node, model)
     assert free == size * size * 3 * 2 * 16
     assert inserted == 4 * free
+
+
+@pytest.mark.parametrize("k,pads,out_pad,per_axis", [
+    (3, (1, 1, 1, 1), (1, 1), lambda n: 3 * n),          # output 2H: every input pixel times every tap
+    (5, (2, 2, 2, 2), (1, 1), lambda n: 5 * n),
+    (3, (1, 1, 1, 1), (0, 0), lambda n: 3 * n - 2),      # output 2H - 1: the taps of the missing row
+    (4, (1, 1, 1, 1), (0, 0), lambda n: 4 * n),
+])
+def test_useful_macs_count_the_taps_that_meet_real_pixels(k, pads, out_pad, per_axis):
+    """Useful MACs: per output pixel, the taps that do not meet an inserted zero (brute force here)."""
+    h, w, cin, cout, s = 5, 3, 2, 3, 2
+    model = _conv_transpose_model(k, s, pads, cin, cout, h, w, output_padding=out_pad)
+    node = model.graph.node[0]
+    hout, wout = model.get_tensor_shape("y")[2:]
+    brute = sum(1 for y in range(hout) for x in range(wout) for th in range(k) for tw in range(k)
+                if (y + pads[0] - th) % s == 0 and (x + pads[1] - tw) % s == 0)
+    assert macs_zero_free(node, model) == brute * cin * cout == per_axis(h) * per_axis(w) * cin * cout
+    assert macs_zero_insertion(node, model) == hout * wout * k * k * cin * cout
+
+
+def test_useful_macs_of_one_input_pixel_are_its_taps():
+    """The DCGAN stem (1x1 -> 4x4, k4 s1 p0): every tap of the one pixel, nothing of the padding."""
+    model = _conv_transpose_model(4, 1, (0, 0, 0, 0), 5, 3, 1, 1)
+    assert macs_zero_free(model.graph.node[0], model) == 16 * 5 * 3

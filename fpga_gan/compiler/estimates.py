@@ -62,14 +62,19 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
 
-    cin, cout, k, s, p, h, w = (record[x] for x in ("cin", "cout", "k", "s", "p", "h", "w"))
-    hout, wout = s * (h - 1) + k - 2 * p, s * (w - 1) + k - 2 * p
+    cin, cout, s, h, w = (record[x] for x in ("cin", "cout", "s", "h", "w"))
+    kh, kw = record.get("kernel", [record["k"]] * 2)
+    pads = record.get("pads", [record["p"]] * 4)
+    out_pad = record.get("output_padding", [0, 0])
+    hout = s * (h - 1) + kh - pads[0] - pads[2] + out_pad[0]
+    wout = s * (w - 1) + kw - pads[1] - pads[3] + out_pad[1]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, h, w])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, hout, wout])
-    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", kernel_shape=[k, k], strides=[s, s],
-                            pads=[p, p, p, p], group=1, dilations=[1, 1])
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", kernel_shape=[kh, kw],
+                            strides=[s, s], pads=list(pads), output_padding=list(out_pad), group=1,
+                            dilations=[1, 1])
     model = ModelWrapper(helper.make_model(helper.make_graph([node], "zero_insertion", [x], [y])))
-    model.set_initializer("w", np.ones((cin, cout, k, k), np.float32))
+    model.set_initializer("w", np.ones((cin, cout, kh, kw), np.float32))
     model.set_tensor_datatype("x", DataType["UINT4"])
     model.set_tensor_datatype("w", DataType["INT4"])
     model = model.transform(InferShapes()).transform(InferPixelPaddingDeconv()).transform(InferShapes())
@@ -83,9 +88,13 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
     return mac_count(mvau), int(mvau.get_exp_cycles())
 
 
-def subpixel_mvaus(model: ModelWrapper) -> list[list[str]]:
-    """Per DepthToSpace layer, in graph order, the MVAUs that compute its phases: the one MVAU
-    in front of it, or the per-phase MVAUs behind its StreamingConcat."""
+def subpixel_mvaus(model: ModelWrapper) -> list[dict]:
+    """Per DepthToSpace layer, in graph order: the ConvTranspose it was lowered from (``source``,
+    its provenance tag; None for a user's own DepthToSpace / PixelShuffle) and the MVAUs that
+    compute its phases: the one MVAU in front of it, or the per-phase MVAUs behind its
+    StreamingConcat (through the zero fill of a short phase)."""
+    from .passes.subpixel import provenance
+
     def mvaus_behind(tensor: str) -> list[str]:
         producer = model.find_producer(tensor)
         if producer is None:
@@ -94,26 +103,39 @@ def subpixel_mvaus(model: ModelWrapper) -> list[list[str]]:
             return [producer.name]
         if producer.op_type.startswith("StreamingConcat"):
             return [name for inp in producer.input for name in mvaus_behind(inp)]
+        if producer.op_type.startswith("FMPadding"):
+            return mvaus_behind(producer.input[0])
         return []
 
-    return [mvaus_behind(n.input[0]) for n in model.graph.node if n.op_type.startswith("DepthToSpace")]
+    return [{"source": provenance(n.doc_string), "mvaus": mvaus_behind(n.input[0])}
+            for n in model.graph.node if n.op_type.startswith("DepthToSpace")]
 
 
-def deconv_comparison(records: list[dict], nodes: list[dict], groups: list[list[str]]) -> list[dict]:
-    """Pair each transposed convolution (in graph order) with the MVAUs that replaced it
-    (``groups``, from :func:`subpixel_mvaus`). Phase MVAUs run side by side: their MACs and
-    PE x SIMD add up, the slowest sets the cycles."""
+def deconv_comparison(records: list[dict], nodes: list[dict], groups: list[dict]) -> list[dict]:
+    """Pair each transposed convolution with the MVAUs that replaced it (``groups``, from
+    :func:`subpixel_mvaus`), by provenance: the lowering tags its DepthToSpace with the
+    ConvTranspose's name, so a PixelShuffle elsewhere in the model is never mistaken for one.
+    Phase MVAUs run side by side: their MACs and PE x SIMD add up, the slowest sets the cycles.
+    ``macs_zero_free`` is what the MVAUs spend, ``macs_useful`` the MACs that meet no inserted
+    zero, ``macs_zero_insertion`` FINN's pixel-padding route at the same PE x SIMD."""
     by_name = {n["name"]: n for n in nodes}
+    by_source = {g["source"]: g["mvaus"] for g in groups if isinstance(g, dict) and g.get("source")}
     out = []
-    for record, group in zip(records, groups):
-        mvaus = [by_name[name] for name in group if name in by_name]
+    for record in records:
+        mvaus = [by_name[name] for name in by_source.get(record["name"], []) if name in by_name]
         if not mvaus:
             continue
         pe_x_simd = sum(m["pe"] * m["simd"] for m in mvaus)
         macs_zi, cycles_zi = zero_insertion_mvau(record, pe_x_simd)
-        out.append({"name": record["name"], "macs_zero_free": sum(m["macs"] for m in mvaus),
+        spent = sum(m["macs"] for m in mvaus)
+        out.append({"name": record["name"], "macs_zero_free": spent,
                     "macs_useful": record["macs_useful"], "macs_zero_insertion": macs_zi,
+                    "ratio_zero_insertion": round(macs_zi / spent, 4),
                     "cycles_zero_free": max(m["cycles"] for m in mvaus), "cycles_zero_insertion": cycles_zi,
                     "pe_x_simd": pe_x_simd, "phase_mvaus": len(mvaus),
-                    "input": [record["h"], record["w"]], "kernel": record["k"], "stride": record["s"]})
+                    "phase_macs": [m["macs"] for m in mvaus],
+                    "input": [record["h"], record["w"]], "kernel": record["k"], "stride": record["s"],
+                    "kernel_shape": record.get("kernel", [record["k"]] * 2),
+                    "pads": record.get("pads", [record["p"]] * 4),
+                    "output_padding": record.get("output_padding", [0, 0])})
     return out

@@ -180,8 +180,9 @@ def _gan_lowering(model, ctx: _Context):
     try:
         model = model.transform(LowerConvTransposeToSubPixel(strict=True))
     except ValueError as err:
-        raise CompileError(f"{err}. The RTL flow streams transposed convolutions only in the zero-free "
-                           "sub-pixel form: use kernel % stride == 0 (e.g. k4 s2 p1 or k2 s2 p0)") from err
+        raise CompileError(f"{err}. The RTL flow streams transposed convolutions in the zero-free sub-pixel "
+                           "form, which takes any kernel, stride, padding and output_padding, but only "
+                           "group=1 and dilation 1") from err
     model = model.transform(AbsorbPadIntoConv()).transform(GiveUniqueNodeNames())
     return model.transform(InferShapes()).transform(InferDataTypes())
 
@@ -281,15 +282,20 @@ _STAGE_FUNCS = {
 
 
 def _deconv_record(model, node) -> dict:
-    from .passes.subpixel import _conv_transpose_dims, macs_zero_free, subpixel_geometry
+    """What the report needs of one ConvTranspose before it is lowered: its geometry (to rebuild
+    FINN's zero-insertion route) and its useful MACs; ``name`` is what the lowering's
+    DepthToSpace carries as provenance (:func:`~.passes.subpixel.provenance_tag`)."""
+    from .passes.subpixel import _attr, _conv_transpose_dims, macs_zero_free, macs_zero_insertion, subpixel_geometry
 
-    hin, win, _, _, cin, cout, kh, _, _ = _conv_transpose_dims(node, model)
+    hin, win, hout, wout, cin, cout, kh, kw, _ = _conv_transpose_dims(node, model)
     geo = subpixel_geometry(node, model)
-    strides = [a for a in node.attribute if a.name == "strides"]
-    pads = [a for a in node.attribute if a.name == "pads"]
-    return {"name": node.name, "macs_useful": int(macs_zero_free(node, model)), "cin": cin, "cout": cout, "k": kh,
-            "s": int(strides[0].ints[0]) if strides else 1, "p": int(pads[0].ints[0]) if pads else 0,
-            "h": hin, "w": win, "subpixel_block": geo.stride}
+    pads = [int(v) for v in _attr(node, "pads", [0, 0, 0, 0])]
+    return {"name": node.name, "macs_useful": int(macs_zero_free(node, model)),
+            "macs_zero_insertion_formula": int(macs_zero_insertion(node, model)), "cin": cin, "cout": cout,
+            "k": kh, "kernel": [kh, kw], "s": int(_attr(node, "strides", [1, 1])[0]), "p": pads[0], "pads": pads,
+            "output_padding": [int(v) for v in _attr(node, "output_padding", [0, 0])] or [0, 0],
+            "h": hin, "w": win, "out": [hout, wout], "subpixel_block": geo.stride,
+            "padded_kernel": list(geo.padded_kernel)}
 
 
 # ------------------------------------------------------------------------------------------------

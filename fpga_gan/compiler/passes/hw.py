@@ -26,7 +26,7 @@ _FINN_HW = "finn.custom_op.fpgadataflow"
 # What may stay outside the dataflow partition: layout changes and the output scale at the ends.
 _BOUNDARY_OPS = {"Transpose", "Mul", "Reshape"}
 _WHAT_TO_CHANGE = {
-    "ConvTranspose": "use k % s == 0 (e.g. k4 s2 p1), group 1, equal strides",
+    "ConvTranspose": "use group=1, dilation 1 and equal strides (any kernel, padding, output_padding)",
     "Resize": "use nearest upsampling by an integer factor followed by a convolution",
     "MultiThreshold": "keep activations quantized with per-tensor power-of-two scales",
     "Mul": "use power-of-two scales and no batch norm between convolution and activation",

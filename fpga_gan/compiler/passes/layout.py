@@ -100,6 +100,7 @@ class MoveTransposePastDataMovement(Transformation):
             hw_node = _nhwc_op(model, layer, transpose.input[0], nhwc_out)
             if hw_node is None:
                 continue
+            hw_node.doc_string = layer.doc_string          # provenance (the sub-pixel lowering's tag)
             out_shape = model.get_tensor_shape(layer.output[0])
             dtype = model.get_tensor_datatype(transpose.input[0])
             new_transpose = helper.make_node("Transpose", [nhwc_out], [layer.output[0]], perm=NHWC_TO_NCHW,

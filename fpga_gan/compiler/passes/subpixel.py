@@ -31,6 +31,16 @@ DepthToSpace(2) -> Crop(1); k6 s2 p2 needs no crop; with ``s = 1`` it is a plain
 with flipped, transposed weights and padding ``k - 1 - p``. Nodes that would be identities
 (Pad 0, DepthToSpace 1, crop 0) are not emitted: each node becomes a hardware layer.
 
+Kernels that are not a multiple of the stride, and ``output_padding``: appending ``z`` zero taps
+to a kernel leaves every real contribution where it was and extends the full output by ``z`` at
+the end, so a ConvTranspose (k, s, p_begin, p_end, output_padding op) equals one with kernel
+``k + z``, pads ``(p_begin, p_end + z - op)``. ``z`` is the fewest taps that make ``k + z`` a
+multiple of ``s`` and keep that end pad non-negative (ONNX adds the output padding at the end of
+each axis). CycleGAN's up-sampler k3 s2 p1 op1 is then exactly k4 s2 p1 with one zero tap per
+axis; k5 s2 p2 op1 is k6 s2 p2. Exact (the zero taps quantize to zero whatever the scale); the
+zero taps cost MACs here only: :mod:`.phases` drops every all-zero tap per output phase, so for
+k3 s2 the phase convolutions are 2x2, 2x1, 1x2 and 1x1 and no MAC meets an inserted zero.
+
 The crop is computed and then dropped: for k4 s2 p1 the Conv works on an (H+1) x (W+1) grid.
 Once the layers are hardware, :mod:`.phases` splits such a chain into one window grid per output
 phase so that nothing is computed that the crop would drop; this pass keeps to standard ONNX ops,
@@ -58,6 +68,8 @@ __all__ = [
     "check_lowerable",
     "macs_zero_free",
     "macs_zero_insertion",
+    "provenance",
+    "provenance_tag",
     "subpixel_geometry",
     "subpixel_weight",
 ]
@@ -121,8 +133,11 @@ def _static_tensor(model: ModelWrapper, name: str) -> _StaticTensor | str:
 class SubPixelGeometry:
     """Per-node plan of the sub-pixel rewrite.
 
-    ``stride`` is the DepthToSpace block size, ``taps`` the new Conv kernel (``k / s`` per axis),
-    ``pad`` the Pad amounts and ``crop`` the Slice amounts, both as (top, left, bottom, right).
+    ``stride`` is the DepthToSpace block size, ``kernel`` the ConvTranspose kernel and
+    ``padded_kernel`` that kernel after appending ``padded_kernel - kernel`` zero taps per axis (a
+    multiple of the stride; equal to ``kernel`` when it already is one and there is no
+    ``output_padding`` to make room for), ``taps`` the new Conv kernel (``padded_kernel / s`` per
+    axis), ``pad`` the Pad amounts and ``crop`` the Slice amounts, both as (top, left, bottom, right).
     """
 
     stride: int
@@ -130,14 +145,53 @@ class SubPixelGeometry:
     taps: tuple[int, int]
     pad: tuple[int, int, int, int]
     crop: tuple[int, int, int, int]
+    padded_kernel: tuple[int, int] = (0, 0)
+
+
+def _zero_taps(k: int, s: int, p_end: int, output_padding: int) -> int:
+    """Zero taps to append to a kernel of ``k`` taps: the fewest that make it a multiple of ``s``
+    and cover the ``output_padding`` rows (which extend the output past the last real tap)."""
+    z = (-k) % s
+    while p_end + z - output_padding < 0:
+        z += s
+    return z
 
 
 def _axis_plan(k: int, s: int, p_begin: int, p_end: int) -> tuple[int, int, int, int]:
-    """(pad_begin, pad_end, crop_begin, crop_end) on one axis; see the module docstring."""
+    """(pad_begin, pad_end, crop_begin, crop_end) on one axis for a kernel ``k`` that is a
+    multiple of ``s`` (after zero-tap padding); see the module docstring."""
     m = k // s
     d_begin = min(p_begin // s, m - 1)
     d_end = min(p_end // s, m - 1)
     return m - 1 - d_begin, m - 1 - d_end, p_begin - s * d_begin, p_end - s * d_end
+
+
+def _padded_axes(node: NodeProto, kernel: tuple[int, int], s: int) -> list[tuple[int, int, int]]:
+    """Per axis (H, W): (padded kernel, begin pad, end pad) of the equivalent ConvTranspose whose
+    kernel is a multiple of ``s``: zero taps appended at the end, the end pad grown by as many and
+    ``output_padding`` taken off it (ONNX adds the output padding at the end of each axis)."""
+    pt, pl, pb, pr = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
+    out_pad = [int(v) for v in _attr(node, "output_padding", [0, 0])] or [0, 0]
+    axes = []
+    for k, p_begin, p_end, op in zip(kernel, (pt, pl), (pb, pr), out_pad):
+        z = _zero_taps(k, s, p_end, op)
+        axes.append((k + z, p_begin, p_end + z - op))
+    return axes
+
+
+def _block_size(node: NodeProto, model: ModelWrapper, kernel: tuple[int, int]) -> int:
+    """The DepthToSpace block size of the lowering: the stride, except for one input pixel."""
+    s = int(_attr(node, "strides", [1, 1])[0])
+    pads = [int(v) for v in _attr(node, "pads", [0, 0, 0, 0])]
+    out_pad = [int(v) for v in _attr(node, "output_padding", [0, 0])]
+    in_shape = model.get_tensor_shape(node.input[0])
+    if in_shape is not None and tuple(in_shape[2:]) == (1, 1) and kernel[0] == kernel[1] \
+            and not any(pads) and not any(out_pad):
+        # One input pixel: the stride never matters, so take s = k. The layer becomes a 1x1
+        # convolution (a matrix-vector product) and a DepthToSpace(k) instead of a k x k
+        # convolution over a (2k-1)^2 padded image that is almost all zeros (the DCGAN stem).
+        return kernel[0]
+    return s
 
 
 def subpixel_geometry(node: NodeProto, model: ModelWrapper) -> SubPixelGeometry:
@@ -145,23 +199,18 @@ def subpixel_geometry(node: NodeProto, model: ModelWrapper) -> SubPixelGeometry:
     weight = _static_tensor(model, node.input[1])
     if isinstance(weight, str):
         raise ValueError(f"node {node.name!r}: {weight}")  # noqa: TRY004 (a bad model, not a bad type)
-    kh, kw = weight.value.shape[2:]
-    s = int(_attr(node, "strides", [1, 1])[0])
-    pt, pl, pb, pr = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
-    in_shape = model.get_tensor_shape(node.input[0])
-    if in_shape is not None and tuple(in_shape[2:]) == (1, 1) and kh == kw and not (pt or pl or pb or pr):
-        # One input pixel: the stride never matters, so take s = k. The layer becomes a 1x1
-        # convolution (a matrix-vector product) and a DepthToSpace(k) instead of a k x k
-        # convolution over a (2k-1)^2 padded image that is almost all zeros (the DCGAN stem).
-        s = int(kh)
-    h = _axis_plan(kh, s, pt, pb)
-    w = _axis_plan(kw, s, pl, pr)
+    kh, kw = (int(v) for v in weight.value.shape[2:])
+    s = _block_size(node, model, (kh, kw))
+    (kph, pt, pb), (kpw, pl, pr) = _padded_axes(node, (kh, kw), s)
+    h = _axis_plan(kph, s, pt, pb)
+    w = _axis_plan(kpw, s, pl, pr)
     return SubPixelGeometry(
         stride=s,
-        kernel=(int(kh), int(kw)),
-        taps=(int(kh) // s, int(kw) // s),
+        kernel=(kh, kw),
+        taps=(kph // s, kpw // s),
         pad=(h[0], w[0], h[1], w[1]),
         crop=(h[2], w[2], h[3], w[3]),
+        padded_kernel=(kph, kpw),
     )
 
 
@@ -194,17 +243,21 @@ def check_lowerable(node: NodeProto, model: ModelWrapper) -> str | None:
             return f"bias is not static: {bias}"
     group = int(_attr(node, "group", 1))
     if group != 1:
-        return f"group={group} is not supported (only group=1); use an ordinary ConvTranspose with group=1"
-    if any(int(d) != 1 for d in _attr(node, "dilations", [1, 1])):
-        return f"dilations {list(_attr(node, 'dilations'))} are not supported (only 1)"
+        return (f"group={group} (a grouped or depthwise transposed convolution) is not supported; use group=1, "
+                f"or split the layer into {group} ConvTransposes with group=1 and concatenate their outputs")
+    dilations = [int(d) for d in _attr(node, "dilations", [1, 1])]
+    if any(d != 1 for d in dilations):
+        return (f"dilations {dilations} are not supported; use dilation 1 (a dilated kernel is an ordinary "
+                "kernel with zero taps in between: give it as such)")
     auto_pad = _attr(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad != "NOTSET":
         return f"auto_pad={auto_pad} is not supported; give explicit pads"
-    if any(int(v) != 0 for v in _attr(node, "output_padding", [])):
-        return f"output_padding {list(_attr(node, 'output_padding'))} is not supported; crop or pad the output instead"
+    out_pad = [int(v) for v in _attr(node, "output_padding", [])]
+    if out_pad and (len(out_pad) != 2 or min(out_pad) < 0):
+        return f"output_padding {out_pad} is not two non-negative values"
     if _attr(node, "output_shape") is not None:
-        return "the output_shape attribute is not supported; give explicit pads"
+        return "the output_shape attribute is not supported; give explicit pads (and output_padding)"
     kernel = tuple(int(v) for v in weight.value.shape[2:])
     kernel_attr = _attr(node, "kernel_shape")
     if kernel_attr is not None and tuple(int(v) for v in kernel_attr) != kernel:
@@ -212,11 +265,6 @@ def check_lowerable(node: NodeProto, model: ModelWrapper) -> str | None:
     strides = [int(v) for v in _attr(node, "strides", [1, 1])]
     if len(strides) != 2 or strides[0] != strides[1]:
         return f"strides {strides} differ per axis; DepthToSpace needs one block size, use equal strides"
-    s = strides[0]
-    for k in sorted(set(kernel), reverse=True):
-        if k % s != 0:
-            options = " or ".join(str(c) for c in sorted({k // s * s, (k // s + 1) * s} - {0}))
-            return f"kernel {k} is not a multiple of stride {s}; use a kernel of {options} (a multiple of the stride)"
     pads = [int(v) for v in _attr(node, "pads", [0, 0, 0, 0])]
     if len(pads) != 4 or min(pads) < 0:
         return f"pads {pads} are not four non-negative values"
@@ -228,13 +276,23 @@ def check_lowerable(node: NodeProto, model: ModelWrapper) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def subpixel_weight(weight: np.ndarray, stride: int) -> np.ndarray:
+def _pad_taps(weight: np.ndarray, padded_kernel: tuple[int, int] | None, mode: str = "constant") -> np.ndarray:
+    """Append zero taps (or, for a per-tap Quant parameter, repeated edge values) to the kernel axes."""
+    if padded_kernel is None or tuple(weight.shape[2:]) == tuple(padded_kernel):
+        return weight
+    extra = [(0, 0), (0, 0), (0, padded_kernel[0] - weight.shape[2]), (0, padded_kernel[1] - weight.shape[3])]
+    return np.pad(weight, extra, mode=mode)
+
+
+def subpixel_weight(weight: np.ndarray, stride: int, padded_kernel: tuple[int, int] | None = None) -> np.ndarray:
     """Rearrange ConvTranspose weights (Cin, Cout, kh, kw) into sub-pixel Conv weights
-    (Cout*s*s, Cin, kh/s, kw/s), channel order CRD (``c*s*s + qh*s + qw``).
+    (Cout*s*s, Cin, Kh/s, Kw/s), channel order CRD (``c*s*s + qh*s + qw``), where ``K`` is
+    ``padded_kernel`` (the kernel with zero taps appended, a multiple of ``s``) or ``k``.
 
     ``K[c*s*s + qh*s + qw, ci, uh, uw] = W[ci, c, s*(mh-1-uh) + qh, s*(mw-1-uw) + qw]``: the taps
-    of phase (qh, qw), reversed. A pure permutation, so dtype and values are kept exactly.
+    of phase (qh, qw), reversed. A pure permutation (plus zeros), so dtype and values are kept exactly.
     """
+    weight = _pad_taps(weight, padded_kernel)
     cin, cout, kh, kw = weight.shape
     s = stride
     mh, mw = kh // s, kw // s
@@ -244,7 +302,8 @@ def subpixel_weight(weight: np.ndarray, stride: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(cout * s * s, cin, mh, mw))
 
 
-def _subpixel_weight_param(param: np.ndarray, weight_shape: tuple[int, ...], stride: int) -> np.ndarray:
+def _subpixel_weight_param(param: np.ndarray, weight_shape: tuple[int, ...], stride: int,
+                           padded_kernel: tuple[int, int] | None = None) -> np.ndarray:
     """Rearrange a Quant parameter (scale, zero point, bit width) that broadcasts against the
     ConvTranspose weight so it broadcasts the same way against the sub-pixel weight.
 
@@ -259,7 +318,7 @@ def _subpixel_weight_param(param: np.ndarray, weight_shape: tuple[int, ...], str
         if p.shape[1] != 1:
             p = np.repeat(p, stride * stride, axis=1)
         return np.ascontiguousarray(p.transpose(1, 0, 2, 3))
-    return subpixel_weight(np.broadcast_to(p, weight_shape), stride)
+    return subpixel_weight(_pad_taps(np.broadcast_to(p, weight_shape), padded_kernel, "edge"), stride)
 
 
 def _subpixel_bias_param(param: np.ndarray, cout: int, stride: int) -> np.ndarray:
@@ -348,8 +407,8 @@ def _lower(model: ModelWrapper, node: NodeProto, index: int) -> None:
     w_name, quant_nodes = _emit_static(
         model,
         weight,
-        subpixel_weight(weight.value, s),
-        [_subpixel_weight_param(p, weight.value.shape, s) for p in weight.params],
+        subpixel_weight(weight.value, s, geo.padded_kernel),
+        [_subpixel_weight_param(p, weight.value.shape, s, geo.padded_kernel) for p in weight.params],
         namer,
         "subpixel_weight",
     )
@@ -408,6 +467,7 @@ def _lower(model: ModelWrapper, node: NodeProto, index: int) -> None:
                 name=namer("subpixel_depth_to_space"),
                 blocksize=s,
                 mode="CRD",
+                doc_string=provenance_tag(node.name or f"ConvTranspose_{index}"),
             )
         )
     if need_crop:
@@ -494,11 +554,42 @@ def _conv_transpose_dims(node: NodeProto, model: ModelWrapper) -> tuple[int, int
     return hin, win, hout, wout, cin, cout_per_group * group, kh, kw, group
 
 
+def _useful_taps(out: int, k: int, s: int, p_begin: int) -> int:
+    """Taps summed over the ``out`` outputs of one axis that read a real input position, not one
+    of the ``s - 1`` zeros inserted between input pixels: output ``y`` and tap ``t`` meet input
+    ``(y + p_begin - t) / s``, a real position when that is an integer. Positions outside the
+    image (the border) count as real: a window streaming over the image reads them as padding."""
+    per_phase = [sum(1 for t in range(k) if (a + p_begin - t) % s == 0) for a in range(s)]
+    return sum(per_phase[y % s] for y in range(out))
+
+
 def macs_zero_free(node: NodeProto, model: ModelWrapper) -> int:
-    """Useful MACs of one ConvTranspose per image: every input pixel times every tap,
-    ``Hin*Win*Cin*Cout*kh*kw / group``. The sub-pixel form spends (up to its thin border) this."""
-    hin, win, _, _, cin, cout, kh, kw, group = _conv_transpose_dims(node, model)
-    return hin * win * cin * cout * kh * kw // group
+    """Useful MACs of one ConvTranspose per image: per output pixel, the kernel taps that do not
+    meet an inserted zero, times ``Cin*Cout / group`` (separable, so the product of the per-axis
+    counts of :func:`_useful_taps`). When the output is ``s`` times the input (k4 s2 p1, k3 s2 p1
+    output_padding 1, ...) this is every input pixel times every tap, ``Hin*Win*Cin*Cout*kh*kw``.
+    The phase-split sub-pixel form spends exactly this; zero insertion spends ``kh*kw`` per pixel."""
+    _, _, hout, wout, cin, cout, kh, kw, group = _conv_transpose_dims(node, model)
+    s_h, s_w = (int(v) for v in _attr(node, "strides", [1, 1]))
+    if s_h == s_w:                  # one input pixel: no tap outside it is useful (see _block_size)
+        s_h = s_w = _block_size(node, model, (kh, kw))
+    pt, pl, _, _ = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
+    return _useful_taps(hout, kh, s_h, pt) * _useful_taps(wout, kw, s_w, pl) * cin * cout // group
+
+
+PROVENANCE_PREFIX = "fpga_gan: sub-pixel form of ConvTranspose "
+
+
+def provenance_tag(name: str) -> str:
+    """The ``doc_string`` the lowering gives its DepthToSpace, so that the report can pair each
+    transposed convolution with the hardware that replaced it, whatever the node names become
+    (every FINN stage renames nodes; a user's PixelShuffle is a DepthToSpace too)."""
+    return PROVENANCE_PREFIX + name
+
+
+def provenance(doc_string: str) -> str | None:
+    """The ConvTranspose name in a :func:`provenance_tag`, or None."""
+    return doc_string[len(PROVENANCE_PREFIX):] if doc_string.startswith(PROVENANCE_PREFIX) else None
 
 
 def macs_zero_insertion(node: NodeProto, model: ModelWrapper) -> int:

@@ -15,7 +15,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
-__all__ = ["AbsorbPadIntoConv", "FoldBiasQuant", "MoveAffinePastDataMovement"]
+__all__ = ["AbsorbPadIntoConv", "FoldBiasQuant", "MoveAffinePastDataMovement", "MoveDepthToSpacePastMultiThreshold"]
 
 _BIAS_INPUT = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}
 
@@ -123,15 +123,96 @@ def _slice_is_spatial(model: ModelWrapper, node) -> bool:
     return all(int(a) % rank in (2, 3) for a in axes)
 
 
+def _depth_to_space_block(node) -> int | None:
+    """The block size of a CRD DepthToSpace node, else None."""
+    if node.op_type != "DepthToSpace" or node.domain not in ("", "ai.onnx"):
+        return None
+    mode = get_by_name(node.attribute, "mode")
+    if mode is None or helper.get_attribute_value(mode) not in (b"CRD", "CRD"):
+        return None
+    return int(helper.get_attribute_value(get_by_name(node.attribute, "blocksize")))
+
+
+def _stuck_affine_in_front(model: ModelWrapper, d2s) -> bool:
+    """True when a Mul / Add right in front of ``d2s`` has a per-channel parameter that cannot
+    follow it (the ``b*b`` phases of an output channel have different values)."""
+    producer = model.find_producer(d2s.input[0])
+    if producer is None or producer.op_type not in ("Mul", "Add"):
+        return False
+    static = _static_param(model, producer)
+    if static is None:
+        return False
+    channels = model.get_tensor_shape(producer.output[0])[1]
+    return _param_after_depth_to_space(static[1], channels, _depth_to_space_block(d2s)) is None
+
+
+class MoveDepthToSpacePastMultiThreshold(Transformation):
+    """Rewrite DepthToSpace(CRD) -> MultiThreshold as MultiThreshold -> DepthToSpace when a
+    per-channel scale or bias in front of the DepthToSpace cannot move past it.
+
+    Why: a biased convolution with per-channel weight scales in front of a PixelShuffle (which
+    PyTorch exports as a CRD DepthToSpace) leaves Mul / Add nodes over the ``C*b*b`` convolution
+    channels, one value per channel and phase; after the DepthToSpace that is no longer a
+    per-channel parameter, so it cannot follow the data movement to the quantizer. The quantizer
+    can move up instead: thresholding channel ``c`` after the DepthToSpace is thresholding each of
+    its ``b*b`` phase channels ``c*b*b + q`` before it with the same thresholds. Exact; the scale
+    and bias are then absorbed by FINN's streamlining as usual, and the DepthToSpace moves the
+    narrow activation codes instead of accumulators.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for d2s in model.graph.node:
+            block = _depth_to_space_block(d2s)
+            consumers = model.find_consumers(d2s.output[0]) or []
+            if block is None or len(consumers) != 1 or consumers[0].op_type != "MultiThreshold":
+                continue
+            thresh = consumers[0]
+            thresholds = model.get_initializer(thresh.input[1])
+            shape = model.get_tensor_shape(d2s.input[0])
+            if thresholds is None or shape is None or len(shape) != 4 or not _stuck_affine_in_front(model, d2s):
+                continue
+            if d2s.output[0] in [o.name for o in model.graph.output]:
+                continue
+            channels = shape[1] // (block * block)
+            if thresholds.shape[0] not in (1, channels):
+                continue
+            new_thresholds = thresholds if thresholds.shape[0] == 1 else np.repeat(thresholds, block * block, axis=0)
+            t_name = model.make_new_valueinfo_name()
+            model.set_initializer(t_name, new_thresholds.astype(np.float32))
+            model.set_tensor_datatype(t_name, model.get_tensor_datatype(thresh.input[1]))
+            # rewire: x -> thresh -> (mid) -> d2s -> (old thresh output)
+            x, y, mid = d2s.input[0], thresh.output[0], model.make_new_valueinfo_name()
+            thresh.input[0], thresh.input[1], thresh.output[0] = x, t_name, mid
+            d2s.input[0], d2s.output[0] = mid, y
+            model.set_tensor_datatype(mid, model.get_tensor_datatype(y))
+            nodes = list(model.graph.node)
+            nodes.remove(thresh)
+            nodes.insert(nodes.index(d2s), thresh)
+            del model.graph.node[:]
+            model.graph.node.extend(nodes)
+            return model.transform(InferShapes()), True
+        return model, False
+
+
 class MoveAffinePastDataMovement(Transformation):
     """Move a constant elementwise Mul / Add below DepthToSpace (CRD) and spatial Slice nodes.
 
     Streamlining absorbs scales and biases into the next MultiThreshold, but only when nothing
     sits between them; after the sub-pixel lowering a DepthToSpace and a crop do. Both only move
-    data, so a scalar or per-channel parameter commutes with them exactly.
+    data, so a scalar or per-channel parameter commutes with them exactly. A per-channel parameter
+    that differs between the phases of a channel (a convolution in front of a PixelShuffle)
+    cannot; then the quantizer behind the DepthToSpace moves up in front of it instead
+    (:class:`MoveDepthToSpacePastMultiThreshold`, run as this pass's second resort).
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        model, changed = self._move_affine(model)
+        if changed:
+            return model, True
+        model, changed = MoveDepthToSpacePastMultiThreshold().apply(model)
+        return model, changed
+
+    def _move_affine(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         for node in model.graph.node:
             if node.op_type not in ("Mul", "Add"):
                 continue

@@ -16,6 +16,7 @@ from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
+from .forks import MergeIdenticalSiblings
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
 from .rounding import RoundTieThresholdsOnIntegers
@@ -53,6 +54,8 @@ class StreamlineGAN(Transformation):
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
         ])
+        # once, after the moves: FINN's MoveTransposePastFork would push a merged Transpose back down
+        model = model.transform(MergeIdenticalSiblings())
         model = model.transform(RoundTieThresholdsOnIntegers())
         # integer thresholds inside the range of the accumulator they compare (after the tie rounding,
         # which needs the unrounded boundaries): FINN's Thresholding asserts >= 0 on unsigned inputs

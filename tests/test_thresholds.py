@@ -227,7 +227,7 @@ class _Branches(nn.Module):
 
 def _stages_equal_reference(tmp_path: Path, module: nn.Module, stages: tuple[str, ...], seed: int) -> None:
     """Run ``stages`` of the pipeline; after each, FINN's execution equals the original QONNX
-    model's on four random inputs."""
+    model's on three random inputs."""
     from fpga_gan.compiler import pipeline
     from fpga_gan.compiler.boards import get_board
     from fpga_gan.compiler.passes.integer_io import input_codes
@@ -239,7 +239,7 @@ def _stages_equal_reference(tmp_path: Path, module: nn.Module, stages: tuple[str
     rng = np.random.default_rng(seed)
     shape = source.get_tensor_shape(source.graph.input[0].name)
     inputs = [rng.integers(codes.datatype.min(), codes.datatype.max() + 1, size=shape).astype(np.float32)
-              for _ in range(4)]
+              for _ in range(3)]
     expected = [pipeline.execute_golden(source, x * np.float32(codes.scale)) for x in inputs]
     ctx = pipeline._Context(CompileConfig(model=str(path)), get_board("kv260"), 200.0, tmp_path)
     model = source
@@ -269,3 +269,35 @@ def test_random_batch_norms_stay_exact_through_streamlining(tmp_path, seed):
     torch.manual_seed(200 + seed)
     _stages_equal_reference(tmp_path, _Branches(torch.Generator().manual_seed(200 + seed), branches=3),
                             ("tidy", "gan_lowering", "qonnx_to_finn", "streamline", "convert_to_hw"), seed)
+
+
+def test_decreasing_channel_is_left_to_finns_conversion(tmp_path):
+    """A negative batch-norm gain makes one channel decreasing: no MultiThreshold can express it,
+    so the pass leaves that quantizer as it is (and replaces the monotone ones)."""
+    import brevitas.nn as qnn
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from fpga_gan.compiler import pipeline
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.conv = qnn.QuantConv2d(3, 4, 3, padding=1, weight_bit_width=6)
+            self.bn = nn.BatchNorm2d(4)
+            self.act = qnn.QuantReLU(bit_width=4)
+
+        def forward(self, x):
+            return self.act(self.bn(self.conv(self.inp(x))))
+
+    torch.manual_seed(0)
+    model = Net()
+    with torch.no_grad():
+        model.bn.weight.copy_(torch.tensor([1.0, -0.5, 1.2, 0.8]))
+    source = pipeline._load_qonnx(_export(model, tmp_path / "decreasing.onnx"))
+    tidy = pipeline._tidy(source, None).transform(InferShapes())
+    done = tidy.transform(ExactQuantThresholds())
+    activations = [n for n in done.graph.node if n.op_type == "Quant" and done.get_initializer(n.input[0]) is None]
+    assert [done.find_producer(n.input[0]).op_type for n in activations] == ["Relu"]      # the input's went
+    assert any(n.op_type == "MultiThreshold" for n in done.graph.node)
+    assert done.get_nodes_by_op_type("BatchNormalization")

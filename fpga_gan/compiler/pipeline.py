@@ -192,7 +192,9 @@ def _qonnx_to_finn(model, ctx: _Context):
     from qonnx.transformation.infer_datatypes import InferDataTypes
 
     from .passes.rounding import NudgeTieThresholds
+    from .passes.thresholds import ExactQuantThresholds
 
+    model = model.transform(ExactQuantThresholds())        # before FINN moves any float arithmetic
     model = model.transform(ConvertQONNXtoFINN()).transform(NudgeTieThresholds())
     return model.transform(InferDataTypes())
 

@@ -118,8 +118,11 @@ class ConvertToGANHWLayers(Transformation):
 
         for t in (InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
                   InferStreamingConcat(), InferDuplicateStreams(),
-                  # the narrowest weight / accumulator types and integer thresholds (RTL needs
-                  # them), as FINN's builder does before specialization
+                  # integer thresholds inside their input's range first: FINN's Thresholding
+                  # asserts thresholds >= 0 on an unsigned input when it sizes its weights
+                  RoundAndClipThresholds(),
+                  # the narrowest weight / accumulator types (RTL needs them), as FINN's builder
+                  # does before specialization
                   MinimizeWeightBitWidth(), MinimizeAccumulatorWidth()):
             model = model.transform(t)
         # after the bit widths are final, so every phase keeps the original's stream types

@@ -16,6 +16,7 @@ from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
+from .forks import MergeIdenticalSiblings
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
 from .rounding import RoundTieThresholdsOnIntegers
@@ -41,6 +42,7 @@ class StreamlineGAN(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         from finn.transformation.streamline import Streamline, absorb, reorder
+        from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
         model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
         model = _to_fixed_point(model, [
@@ -52,6 +54,11 @@ class StreamlineGAN(Transformation):
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
         ])
-        model = model.transform(RoundTieThresholdsOnIntegers()).transform(RemoveIdentityThresholds())
+        # once, after the moves: FINN's MoveTransposePastFork would push a merged Transpose back down
+        model = model.transform(MergeIdenticalSiblings())
+        model = model.transform(RoundTieThresholdsOnIntegers())
+        # integer thresholds inside the range of the accumulator they compare (after the tie rounding,
+        # which needs the unrounded boundaries): FINN's Thresholding asserts >= 0 on unsigned inputs
+        model = model.transform(RoundAndClipThresholds()).transform(RemoveIdentityThresholds())
         model = model.transform(InferDataLayouts()).transform(InferDataTypes()).transform(RemoveUnusedTensors())
         return model, False

@@ -355,6 +355,26 @@ def sim_cmd(build_dir: Path, frames: int, backpressure: float, waves: bool, seed
     click.echo(f"report: {Path(build_dir) / 'sim_report.json'}")
 
 
+@main.command("trace")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--input", "input_file", type=click.Path(path_type=Path), default=None,
+              help="An .npy of input codes (shape of the model input; default: BUILD_DIR/verify_input.npy).")
+def trace_cmd(build_dir: Path, input_file: Path | None) -> None:
+    """Run one input through every backend of a compiled BUILD_DIR and print where two first disagree.
+
+    Backends: the source QONNX model, ONNX Runtime on the QCDQ graph (when the build is an
+    artifact), every saved stage NN_<stage>.onnx (tensor by tensor against the stage before),
+    FINN's Python execution of the partition and the last RTL simulation's recorded frames.
+    Exits 1 when two backends disagree.
+    """
+    from .compiler.trace import format_trace, trace_build
+
+    result = trace_build(build_dir, input_file, log=lambda stage: click.echo(f"  running {stage}", err=True))
+    click.echo(format_trace(result))
+    if not result.ok:
+        sys.exit(1)
+
+
 # ------------------------------------------------------------------------------- board artifacts
 def _board_options(func):
     func = click.option("--clock-mhz", type=float, default=None, help="Clock (default: the board's usual clock).")(func)

@@ -25,8 +25,10 @@ source's. The first disagreement in backend order is the answer.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,6 +292,7 @@ def trace_build(build_dir: str | Path, input_file: str | Path | None = None,
                 log: Callable[[str], None] = lambda _m: None) -> TraceResult:
     """Run one input through every backend of ``build_dir``; see the module docstring."""
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
 
     from .passes.integer_io import input_codes
     from .pipeline import _finn_environment, _load_qonnx, _tool_output_to, execute_golden
@@ -302,7 +305,10 @@ def trace_build(build_dir: str | Path, input_file: str | Path | None = None,
     stages = _stage_files(build_dir, state)
     codes = load_trace_input(build_dir, None if input_file is None else Path(input_file), source)
     result = TraceResult(build_dir, tuple(codes.shape))
-    with tempfile.TemporaryDirectory() as finn_tmp:
+    previous_finn_dir = os.environ.get("FINN_BUILD_DIR")
+    with tempfile.TemporaryDirectory() as finn_tmp, contextlib.ExitStack() as restore:
+        # FINN's scratch files and console output go to a temporary dir: the trace leaves the build as it was
+        restore.callback(_restore_env, "FINN_BUILD_DIR", previous_finn_dir)
         _finn_environment(Path(finn_tmp))
         with _tool_output_to(Path(finn_tmp) / "trace.log", "trace"):
             scale = np.float32(input_codes(source).scale)
@@ -334,10 +340,22 @@ def trace_build(build_dir: str | Path, input_file: str | Path | None = None,
                         if run.output.shape != reference.output.shape else step.note
                 result.runs.append(step)
                 previous_name, previous, previous_static, last_model = name, run, _static_tensors(model), model
-            if last_model is not None:
-                result.runs.extend(_trace_partition(build_dir, last_model, previous, previous_name, execute_golden))
-                result.runs.append(_trace_rtl_sim(build_dir, execute_golden))
+            if last_model is not None and last_model.get_nodes_by_op_type("StreamingDataflowPartition"):
+                log("partition")
+                node = last_model.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+                child_path = _partition_path(build_dir, getCustomOp(node).get_nodeattr("model"))
+                result.runs.append(_trace_partition(node, ModelWrapper(str(child_path)), previous, previous_name,
+                                                    execute_golden))
+                log("rtl_sim")
+                result.runs.append(_trace_rtl_sim(build_dir, child_path, execute_golden))
     return result
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _trace_cpu(build_dir: Path, artifact: dict, codes: np.ndarray, source_output: np.ndarray) -> BackendRun:
@@ -360,16 +378,8 @@ def _trace_cpu(build_dir: Path, artifact: dict, codes: np.ndarray, source_output
     return run
 
 
-def _trace_partition(build_dir: Path, parent, last: _Execution, last_name: str, execute_golden) -> list[BackendRun]:
+def _trace_partition(node, child, last: _Execution, last_name: str, execute_golden) -> BackendRun:
     """FINN's Python execution of the dataflow partition alone, on the input the last stage gave it."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
-
-    nodes = parent.get_nodes_by_op_type("StreamingDataflowPartition")
-    if not nodes:
-        return []
-    node = nodes[0]
-    child = ModelWrapper(str(_partition_path(build_dir, getCustomOp(node).get_nodeattr("model"))))
     run = BackendRun("partition", last_name, note="FINN's Python execution of the partition alone")
     got = execute_golden(child, last.values[node.input[0]])
     expected = last.values[node.output[0]]
@@ -377,31 +387,40 @@ def _trace_partition(build_dir: Path, parent, last: _Execution, last_name: str, 
     run.output_equal = bool(got.shape == expected.shape and np.array_equal(got, expected))
     if got.shape == expected.shape:
         run.disagreement = _difference(last_name, "partition", node.output[0], node.name, node.op_type, expected, got)
-    return [run]
+    return run
 
 
-def _trace_rtl_sim(build_dir: Path, execute_golden) -> BackendRun:
+def _trace_rtl_sim(build_dir: Path, child_path: Path, execute_golden) -> BackendRun:
     """The frames the last RTL simulation recorded, against FINN's Python execution on its inputs."""
-    from ..sim.rtl import RtlDesign, partition_digest, partition_model
+    import hashlib
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from ..runtime.packing import beat_bytes
+    from ..sim.rtl import RtlDesign
     from ..sim.verilator import beats_to_frames
 
     run = BackendRun("rtl_sim", "partition")
-    sim_dir, rtl_dir = build_dir / "sim", build_dir / "rtl"
+    sim_dir = build_dir / "sim"
     outputs, vectors = sim_dir / "result.json.outputs.npy", sim_dir / "vectors.npz"
-    if not (outputs.is_file() and vectors.is_file() and (rtl_dir / "design.json").is_file()):
+    design_dir = next((build_dir / d for d in ("rtl", "rtl-gauge") if (build_dir / d / "design.json").is_file()), None)
+    if not (outputs.is_file() and vectors.is_file() and design_dir is not None):
         run.note = "not simulated (run fpga-gan sim BUILD_DIR to add it)"
         return run
-    design = RtlDesign.load(rtl_dir)
-    if design.layers is not None:
-        run.note = f"the last simulation was cut after {design.layers} layers: not compared"
-        return run
-    if design.source_digest and design.source_digest != partition_digest(build_dir):
+    design = RtlDesign.load(design_dir)
+    if design.source_digest and design.source_digest != hashlib.sha256(child_path.read_bytes()).hexdigest()[:16]:
         run.note = "the recorded simulation is of an earlier compile: run fpga-gan sim again"
         return run
-    _, child, _ = partition_model(build_dir)
-    frames_in = beats_to_frames(np.load(vectors)["inputs"], design.in_bits, design.in_elems_per_beat, design.in_signed)
-    got = beats_to_frames(np.load(outputs), design.out_bits, design.out_elems_per_beat, design.out_signed)
-    expected = np.stack([execute_golden(child, f.reshape(design.in_shape)[None].astype(np.float32))[0].reshape(-1)
+    beats_in, beats_out = np.load(vectors)["inputs"], np.load(outputs)
+    out_bytes = design.out_beats_per_frame * beat_bytes(design.out_bits, design.out_elems_per_beat)
+    if beats_in.ndim != 3 or beats_in.shape[1] != design.in_beats_per_frame or beats_out.ndim != 2 \
+            or beats_out.shape[1] != out_bytes:
+        run.note = "the last simulation was of a cut of the design (fpga-gan sim --layers): not compared"
+        return run
+    child = ModelWrapper(str(child_path))
+    frames_in = beats_to_frames(beats_in, design.in_bits, design.in_elems_per_beat, design.in_signed)
+    got = beats_to_frames(beats_out, design.out_bits, design.out_elems_per_beat, design.out_signed)
+    expected = np.stack([execute_golden(child, f.reshape(1, *design.in_shape[1:]).astype(np.float32))[0].reshape(-1)
                          for f in frames_in]).astype(np.int64)
     run.compared = len(got)
     run.note = f"{len(got)} frames recorded by the last fpga-gan sim"
@@ -427,7 +446,8 @@ def format_trace(result: TraceResult) -> str:
             lines.append(f"  {run.name:<24} skipped: {run.note}")
             continue
         status = "agrees" if run.ok else "DISAGREES"
-        what = f"{run.compared} tensors" if run.compared != 1 else "1 tensor"
+        unit = "frame" if run.name == "rtl_sim" else "tensor"
+        what = f"{run.compared} {unit}" + ("s" if run.compared != 1 else "")
         lines.append(f"  {run.name:<24} {status} with {run.reference} ({what} compared"
                      + ("" if run.output_equal is None else f", output {'equal' if run.output_equal else 'DIFFERS'}")
                      + (f"; {run.note}" if run.note and run.name in ("cpu", "partition", "rtl_sim") else "") + ")")

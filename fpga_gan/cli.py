@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from PIL import Image
 
 from . import __version__
+from .errors import INTERNAL_ERROR_EXIT, REPORT_URL, USER_ERROR_EXIT, InternalError, UserError
 
 
 def _parse_size(value: str) -> tuple[int, int]:
@@ -22,12 +26,42 @@ def _parse_size(value: str) -> tuple[int, int]:
     return h, w
 
 
-def _fail(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(2)
+def _fail(message: str) -> NoReturn:
+    """Stop the command on a problem the user can fix (the one handler below prints it)."""
+    raise UserError(message)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@contextlib.contextmanager
+def _user_errors(*types: type[BaseException]):
+    """Declare that these built-in exceptions, raised by the library call inside, describe bad
+    arguments (the library documents them so): they become a :class:`UserError`."""
+    try:
+        yield
+    except types as exc:
+        raise UserError(str(exc)) from exc
+
+
+class _Cli(click.Group):
+    """The one error handler of every command: a :class:`UserError` is one line and exit 2, an
+    :class:`InternalError` (our bug) its traceback and a request to report it, exit 3."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise                       # click's own usage errors and exits
+        except UserError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(USER_ERROR_EXIT)
+        except Exception as err:        # InternalError, or any exception nobody raised on purpose: a bug
+            traceback.print_exception(err, file=sys.stderr)
+            kind = "internal error" if isinstance(err, InternalError) else f"internal error ({type(err).__name__})"
+            click.secho(f"{kind}: {err}\nThis is a bug of fpga_gan {__version__}, not of your input: please report it "
+                        f"to {REPORT_URL} with the traceback above and the command you ran.", fg="red", err=True)
+            sys.exit(INTERNAL_ERROR_EXIT)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fpga-gan")
 def main() -> None:
     """FPGA-accelerated GAN inference for fashion imagery: virtual try-on and garment design."""
@@ -53,11 +87,9 @@ def data_make(out_dir: Path, n: int, seed: int, size: str, test_fraction: float,
     from .data import make_dataset
 
     t0 = time.time()
-    try:
+    with _user_errors(FileExistsError, ValueError):      # make_dataset's documented argument errors
         path = make_dataset(out_dir, n, seed=seed, size=_parse_size(size), test_fraction=test_fraction,
                             workers=workers, overwrite=overwrite)
-    except (FileExistsError, ValueError) as exc:
-        _fail(str(exc))
     click.echo(f"wrote {n} samples to {path} in {time.time() - t0:.1f} s")
 
 
@@ -102,10 +134,8 @@ def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: f
                            learned_act_scale=learned_act_scale,
                            init_from=str(init_from) if init_from else None, lr_decay_from=lr_decay_from,
                            adv_weight=adv_weight, ssim_weight=ssim_weight, seed=seed, threads=threads)
-    try:
+    with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
         result = train_tryon(cfg, resume=resume)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
     m = result["held_out"]
     click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
 
@@ -141,10 +171,8 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
                            weight_bits=weight_bits, act_bits=act_bits,
                            learned_act_scale=learned_act_scale, adv_weight=adv_weight,
                            init_from=str(init_from) if init_from else None, seed=seed, threads=threads)
-    try:
+    with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
         result = train_dcgan(cfg, resume=resume)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
     click.echo(f"final losses {result['final_losses']} -> {out_dir / 'generator.pt'}")
 
 
@@ -161,7 +189,6 @@ def _weights_for(model: str) -> tuple[Path, str]:
             _fail(f"weights file not found: {path}")
         return path, path.stem
     _fail(f"unknown model {model!r}: give a zoo name ({', '.join(ZOO)}) or a .pt checkpoint")
-    raise AssertionError
 
 
 @main.command()
@@ -173,14 +200,10 @@ def _weights_for(model: str) -> tuple[Path, str]:
 def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
     """Export MODEL (zoo name or .pt) to QONNX, QCDQ ONNX and model.json in OUT."""
     from .artifacts import export_weights
-    from .models.zoo import ZooError
 
     weights, name = _weights_for(model)
     t0 = time.time()
-    try:
-        result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
-    except ZooError as exc:
-        _fail(str(exc))
+    result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
     click.echo(f"exported {name} to {out_dir} in {time.time() - t0:.1f} s")
     for key in ("qonnx", "qcdq"):
         click.echo(f"  {key}: {out_dir / result.spec['files'][key]}")
@@ -194,14 +217,11 @@ def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
 # ---------------------------------------------------------------------------------------- jobs
 def _open_accelerator(model: str, artifact: Path | None, backend: str):
     from .artifacts import zoo_artifact
-    from .models.zoo import ZooError
-    from .runtime import Accelerator, ArtifactError
+    from .runtime import Accelerator
 
-    try:
-        path = artifact if artifact is not None else zoo_artifact(model)
+    path = artifact if artifact is not None else zoo_artifact(model)
+    with _user_errors(ValueError):                        # an unknown backend name
         return Accelerator.open(path, backend=backend)
-    except (ZooError, ArtifactError, ValueError) as exc:
-        _fail(str(exc))
 
 
 _backend_option = click.option("--backend", default="cpu", show_default=True,
@@ -225,27 +245,19 @@ def tryon(data_dir: Path, split: str, person: str | None, cloth: str | None, out
           pairs_file: Path | None, out_dir: Path | None, backend: str, artifact: Path | None) -> None:
     """Dress a person in a garment (one pair, or every pair of a pairs file)."""
     from .app import run_tryon
-    from .data import DatasetError
     from .data.viton import read_pairs
-    from .runtime import InputError
 
     if pairs_file is not None:
         if out_dir is None:
             _fail("--pairs needs --out-dir")
-        try:
-            pairs = read_pairs(pairs_file)
-        except DatasetError as exc:
-            _fail(str(exc))
+        pairs = read_pairs(pairs_file)
     elif person and cloth and output:
         pairs = [(person, cloth)]
     else:
         _fail("give --person, --cloth and -o OUT.png, or --pairs FILE and --out-dir DIR")
     acc = _open_accelerator("tryon", artifact, backend)
     t0 = time.time()
-    try:
-        results = run_tryon(acc, data_dir, pairs, split=split)
-    except (DatasetError, InputError) as exc:
-        _fail(str(exc))
+    results = run_tryon(acc, data_dir, pairs, split=split)
     if pairs_file is None:
         output.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(results[0].result).save(output)
@@ -305,16 +317,11 @@ def compile_cmd(model: str, board: str, target_fps: float | None, clock_mhz: flo
     Vivado-free: stops at the folded, estimated RTL graph and writes report.json, report.md and
     cycles.png into the build directory. Every stage is checked bit-exact against the QONNX model.
     """
-    from .compiler.errors import CompileError
     from .compiler.pipeline import CompileConfig, compile_model
 
     cfg = CompileConfig(model=model, board=board, target_fps=target_fps, clock_mhz=clock_mhz,
                         folding_file=folding_file, out_dir=out_dir, log=click.echo)
-    try:
-        result = compile_model(cfg)
-    except CompileError as err:
-        _fail(str(err))
-        return
+    result = compile_model(cfg)
     totals, report = result.report["totals"], result.report
     click.echo(f"{report['model']} on {report['board']} at {report['clock_mhz']:g} MHz: "
                f"{totals['fps']:,.0f} FPS ({totals['cycles_per_frame']:,} cycles per frame), "
@@ -338,19 +345,34 @@ def sim_cmd(build_dir: Path, frames: int, backpressure: float, waves: bool, seed
     Writes BUILD_DIR/sim_report.json (frames, mismatches, cycles per frame, latency, FPS at the
     compile's clock, the compiler's estimate, the simulator).
     """
-    from .compiler.errors import CompileError
     from .sim.run import simulate
 
-    try:
-        report = simulate(build_dir, frames=frames, backpressure=backpressure, waves=waves, seed=seed,
-                          size_fifos=size_fifos, log=click.echo)
-    except CompileError as err:
-        _fail(str(err))
-        return
+    report = simulate(build_dir, frames=frames, backpressure=backpressure, waves=waves, seed=seed,
+                      size_fifos=size_fifos, log=click.echo)
     click.echo(f"{report['frames']} frames, {report['mismatches']} mismatches; {report['cycles_per_frame']:,} cycles "
                f"per frame (estimate {report['estimated_cycles_per_frame']:,}), {report['fps_at_clock']:,.0f} FPS at "
                f"{report['clock_mhz']:g} MHz; latency {report['latency_cycles']:,} cycles")
     click.echo(f"report: {Path(build_dir) / 'sim_report.json'}")
+
+
+@main.command("trace")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--input", "input_file", type=click.Path(path_type=Path), default=None,
+              help="An .npy of input codes (shape of the model input; default: BUILD_DIR/verify_input.npy).")
+def trace_cmd(build_dir: Path, input_file: Path | None) -> None:
+    """Run one input through every backend of a compiled BUILD_DIR and print where two first disagree.
+
+    Backends: the source QONNX model, ONNX Runtime on the QCDQ graph (when the build is an
+    artifact), every saved stage NN_<stage>.onnx (tensor by tensor against the stage before),
+    FINN's Python execution of the partition and the last RTL simulation's recorded frames.
+    Exits 1 when two backends disagree.
+    """
+    from .compiler.trace import format_trace, trace_build
+
+    result = trace_build(build_dir, input_file, log=lambda stage: click.echo(f"  running {stage}", err=True))
+    click.echo(format_trace(result))
+    if not result.ok:
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------- board artifacts
@@ -375,13 +397,8 @@ def finn_build_cmd(model: str, board: str, build_dir: Path | None, target_fps: f
     and FIFO configs and custom_steps.py.
     """
     from .bitstream.build import prepare
-    from .compiler.errors import CompileError
 
-    try:
-        plan = prepare(model, board, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=click.echo)
-    except CompileError as err:
-        _fail(str(err))
-        return
+    plan = prepare(model, board, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=click.echo)
     click.echo(f"FINN build directory: {plan.handover} (see its README.md)")
 
 
@@ -398,14 +415,9 @@ def bitstream_cmd(model: str, board: str, build_dir: Path | None, target_fps: fl
     directory, and exits non-zero naming what is missing.
     """
     from .bitstream.build import build_bitstream
-    from .compiler.errors import CompileError
 
-    try:
-        artifact = build_bitstream(model, board, out_root=out_root, target_fps=target_fps, clock_mhz=clock_mhz,
-                                   build_dir=build_dir, log=click.echo)
-    except CompileError as err:
-        _fail(str(err))
-        return
+    artifact = build_bitstream(model, board, out_root=out_root, target_fps=target_fps, clock_mhz=clock_mhz,
+                               build_dir=build_dir, log=click.echo)
     click.echo(f"artifact: {artifact} (copy it to the board, then: fpga-gan selftest {artifact})")
 
 
@@ -433,14 +445,10 @@ def selftest_cmd(args: tuple[str, ...]) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True)
 def deploy_cmd(model: str, board: str, artifact: Path | None, cpu_only: bool, samples: int, out_dir: Path) -> None:
     """Write dist/<model>-<board>.tar.gz: the runtime (numpy + pynq), the artifact, samples, a README."""
-    from .bitstream.deploy import DeployError, make_deploy
+    from .bitstream.deploy import make_deploy
 
-    try:
-        tarball = make_deploy(model, board, artifact=artifact, cpu_only=cpu_only, samples=samples, out_dir=out_dir,
-                              log=click.echo)
-    except DeployError as err:
-        _fail(str(err))
-        return
+    tarball = make_deploy(model, board, artifact=artifact, cpu_only=cpu_only, samples=samples, out_dir=out_dir,
+                          log=click.echo)
     click.echo(f"deploy package: {tarball}")
 
 

@@ -11,8 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import UserError
 
-class ToolchainError(RuntimeError):
+
+class ToolchainError(UserError, RuntimeError):
     """A simulation tool is missing; the message says how to install it."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 README = """# {name}: fpga_gan board package
@@ -44,7 +46,7 @@ The cpu backend needs `pip install onnxruntime` where the image lacks it.
 """
 
 
-class DeployError(Exception):
+class DeployError(UserError):
     """The package cannot be made; the message says what is missing and how to get it."""
 
 
@@ -133,6 +135,7 @@ def make_deploy(model: str, board: str, *, artifact: Path | None = None, cpu_onl
         shutil.copytree(PACKAGE_ROOT / "runtime", root / "fpga_gan" / "runtime",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copyfile(PACKAGE_ROOT / "__init__.py", root / "fpga_gan" / "__init__.py")
+        shutil.copyfile(PACKAGE_ROOT / "errors.py", root / "fpga_gan" / "errors.py")   # the runtime's error root
         shutil.copytree(source, root / "artifact", ignore=shutil.ignore_patterns("*.partial"))
         if not (root / "artifact" / "manifest.json").is_file():
             write_manifest(root / "artifact", _cpu_only_manifest(model, board, source))

@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from .boards import Board, budget_dict, fit_check, get_board
-from .errors import CompileError
+from .errors import CompileError, explained_failures
 
 __all__ = ["CompileConfig", "CompileResult", "STAGES", "compile_model"]
 
@@ -122,7 +123,13 @@ def _load_qonnx(path: Path):
                            f"{len(inputs)} inputs and {len(proto.graph.output)} outputs")
     from qonnx.util.cleanup import cleanup_model
 
+    from .unsupported import unsupported_layers
+
     model = cleanup_model(ModelWrapper(proto))
+    problems = unsupported_layers(model)
+    if problems:
+        raise CompileError(f"{path}: {len(problems)} layer(s) cannot be streamed by the RTL layers:\n  "
+                           + "\n  ".join(problems))
     for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
         if len(dims):
@@ -457,20 +464,19 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         resuming = False
         start = time.perf_counter()
         try:
-            with _tool_output_to(build_dir / "finn.log", stage):
+            with explained_failures(stage), _tool_output_to(build_dir / "finn.log", stage):
                 model = _STAGE_FUNCS[stage](model, ctx)
-        except CompileError:
+            model.save(str(path))
+            with explained_failures(f"{stage} (verification)"), \
+                    _tool_output_to(build_dir / "finn.log", f"{stage} verification"):
+                got = execute_golden(model, codes)
+        except CompileError as err:
             state["failed_stage"] = stage
+            state["error"] = str(err)
+            if err.__cause__ is not None:                   # FINN's own exception, for a bug report
+                state["cause"] = "".join(traceback.format_exception(err.__cause__))
             _write_json(state_path, state)
             raise
-        except Exception as err:
-            state["failed_stage"] = stage
-            state["error"] = f"{type(err).__name__}: {err}"
-            _write_json(state_path, state)
-            raise CompileError(f"stage {stage} failed: {type(err).__name__}: {err}") from err
-        model.save(str(path))
-        with _tool_output_to(build_dir / "finn.log", f"{stage} verification"):
-            got = execute_golden(model, codes)
         exact = bool(got.shape == expected.shape and np.array_equal(got, expected))
         seconds = time.perf_counter() - start
         record = {"stage": stage, "key": key, "seconds": round(seconds, 3), "bit_exact": exact, "inputs": 1,

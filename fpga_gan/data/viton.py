@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
+
 __all__ = [
     "TRYON_IN_CHANNELS",
     "BODY25_TO_COCO18",
@@ -48,7 +50,7 @@ BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A data set is missing something or holds something unreadable; the message names it."""
 
 

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 ARTIFACT_SCHEMA_VERSION = 1
 QONNX_FILE = "model.qonnx.onnx"
 QCDQ_FILE = "model.qcdq.onnx"
 MODEL_JSON = "model.json"
 
 
-class ArtifactExportError(ValueError):
+class ArtifactExportError(UserError, ValueError):
     """The QONNX graph lacks what an artifact needs (quantized input and output)."""
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 from .dcgan import DCGANGenerator
 from .layers import QuantSpec
 from .tryon import TryOnGenerator
@@ -26,7 +28,7 @@ ZOO: dict[str, tuple[str, str, str]] = {
 }
 
 
-class ZooError(Exception):
+class ZooError(UserError):
     """Unknown model name, or its weights are missing or unreadable."""
 
 

@@ -9,14 +9,16 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from ..errors import UserError
+
 SUPPORTED_SCHEMA = 1
 
 
-class ArtifactError(Exception):
+class ArtifactError(UserError):
     """The artifact directory is missing, incomplete or inconsistent."""
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """A batch handed to ``run`` has the wrong shape, type or values."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from .accelerator import Artifact, ArtifactError, InputError, register_backend
 from .manifest import Manifest, sha256_file
 from .packing import pack_frames, unpack_frames
@@ -65,7 +66,7 @@ _POLL_SLEEP_S = 0.0001
 _MAX_CACHED_BATCHES = 4
 
 
-class BoardError(RuntimeError):
+class BoardError(UserError, RuntimeError):
     """The overlay or its DMAs misbehaved at run time (not a problem of the artifact files)."""
 
 

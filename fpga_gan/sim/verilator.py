@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 from ..runtime.packing import beat_bytes, pack_beats, unpack_beats
 
 __all__ = ["SimRun", "SimulatorError", "build", "frames_to_beats", "beats_to_frames", "run_frames",
@@ -26,7 +28,7 @@ TB_DIR = _REPO / "sim"
 PERIOD_NS = 10
 
 
-class SimulatorError(RuntimeError):
+class SimulatorError(UserError, RuntimeError):
     """Verilator or the testbench could not run; the message says why."""
 
 

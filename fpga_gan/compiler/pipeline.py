@@ -233,7 +233,46 @@ def _dataflow_partition(model, ctx: _Context):
     if len(partitions) != 1:
         raise CompileError(f"the dataflow graph split into {len(partitions)} partitions, expected one; "
                            f"nodes outside: {[n.op_type for n in parent.graph.node]}")
+    _order_partition_inputs(parent, partitions[0])
     return parent
+
+
+def _order_partition_inputs(parent, partition) -> None:
+    """List the partition's input streams in the order of the graph inputs they come from.
+
+    FINN's CreateDataflowPartition orders them as it meets them; the simulator, the runtime and
+    FINN's IODMA insertion (idma0, idma1, ...) all number a multi-input accelerator's streams, and
+    stream k should be graph input k. Each stream is traced back through the layout ops outside
+    the partition (Transpose, Reshape) to its graph input; node inputs and the child model's graph
+    inputs are permuted together (the partition op pairs them by position)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    if len(partition.input) < 2:
+        return
+    order = graph_inputs(parent)
+
+    def origin(tensor: str) -> int:
+        while tensor not in order:
+            producer = parent.find_producer(tensor)
+            if producer is None:
+                return len(order)
+            tensor = producer.input[0]
+        return order.index(tensor)
+
+    ranks = [origin(t) for t in partition.input]
+    perm = sorted(range(len(ranks)), key=lambda k: ranks[k])
+    if perm == list(range(len(perm))):
+        return
+    inst = getCustomOp(partition)
+    child = ModelWrapper(inst.get_nodeattr("model"))
+    inputs = [copy.deepcopy(child.graph.input[k]) for k in perm]
+    del child.graph.input[:]
+    child.graph.input.extend(inputs)
+    child.save(inst.get_nodeattr("model"))
+    names = [partition.input[k] for k in perm]
+    del partition.input[:]
+    partition.input.extend(names)
 
 
 def _child(model):

@@ -180,8 +180,10 @@ def _check_absorbed(codes: InputCodes, steps: list[_PreStep], quant) -> None:
     v = codes.values(q)
     for step in steps:
         v = step(v)
+    rounding = _attr(quant, "rounding_mode", "ROUND")
+    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
     got = quant_values(v, np.float32(codes.scale), np.float32(0), np.float32(codes.bits), signed=int(codes.signed),
-                       narrow=int(_attr(quant, "narrow", 0)), rounding_mode=_attr(quant, "rounding_mode", "ROUND"))
+                       narrow=int(_attr(quant, "narrow", 0)), rounding_mode=rounding)
     bad = np.nonzero(np.asarray(got) / np.float32(codes.scale) != q)[0]
     if bad.size:
         code = int(q[bad[0]])

@@ -292,6 +292,9 @@ def test_conditional_generator_on_the_pynq_backend_packs_one_dma_per_input(cond_
     allocs = [c[1] for c in double.calls if c[0] == "allocate"]
     assert allocs == [(4, SIZE * SIZE * 3), (4, LABELS), (4, SIZE * SIZE * 3)]    # image, label, output
     assert double.live_buffers() == []
+    from fpga_gan.runtime.selftest import selftest
+
+    assert selftest(art, n=3, backend="pynq", repeats=1).ok                # random codes on every input
 
     for broken, message in [({"dma": {"input": ["idma0"], "output": "odma0"}}, "dma.input lists 1, input lists 2"),
                             ({"dma": {"input": ["idma0", ""], "output": "odma0"}}, "one per input")]:

@@ -7,8 +7,14 @@ stream plumbing:
 * phase "throughput": frames back to back, no idle cycles, no backpressure; the steady-state
   cycles per frame (initiation interval) and the first-frame latency are measured from the
   simulation time of the frame ends, not by a Python loop over cycles.
-* phase "backpressure": the same frames with random idle cycles on the input and random
+* phase "backpressure": the same frames with random idle cycles on every input and random
   backpressure on the output (probability FPGA_GAN_SIM_BACKPRESSURE).
+
+A multi-input design (a conditional generator: an image and a condition vector) has one
+AXI-Stream slave per input, named in FPGA_GAN_SIM_INPUT_PORTS (``s_axis_0,s_axis_1``; default the
+single ``s_axis``), whose frames are ``inputs_<k>`` in the .npz. Each gets its own source, and in
+the backpressure phase its own random idle cycles, so the layers joining the streams see them
+arrive out of step.
 
 Every output frame is compared with the expected one for exact equality. When no output arrives
 for FPGA_GAN_SIM_STALL_CYCLES cycles the test fails and names the streams that are stuck
@@ -71,7 +77,9 @@ async def _receive(dut, sink, stall_ns: float, what: str) -> AxiStreamFrame:
 @cocotb.test()
 async def accelerator_frames(dut):
     vectors = np.load(os.environ["FPGA_GAN_SIM_VECTORS"])
-    in_frames = vectors["inputs"]                                          # (frames, beats, bytes)
+    ports = os.environ.get("FPGA_GAN_SIM_INPUT_PORTS", "s_axis").split(",")
+    streams = [vectors["inputs"]] if len(ports) == 1 else [vectors[f"inputs_{k}"] for k in range(len(ports))]
+    in_frames = streams[0]                                                 # (frames, beats, bytes)
     out_frames = vectors["expected"] if "expected" in vectors.files else None   # None: just record
     received = []
     backpressure = float(os.environ.get("FPGA_GAN_SIM_BACKPRESSURE", "0.3"))
@@ -79,11 +87,11 @@ async def accelerator_frames(dut):
     rng = random.Random(int(os.environ.get("FPGA_GAN_SIM_SEED", "0")))
 
     cocotb.start_soon(Clock(dut.ap_clk, PERIOD_NS, unit="ns").start())
-    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.ap_clk, dut.ap_rst_n,
-                             reset_active_level=False)
+    sources = [AxiStreamSource(AxiStreamBus.from_prefix(dut, port), dut.ap_clk, dut.ap_rst_n,
+                               reset_active_level=False) for port in ports]
     sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.ap_clk, dut.ap_rst_n,
                          reset_active_level=False)
-    for endpoint in (source, sink):
+    for endpoint in (*sources, sink):
         endpoint.log.setLevel(logging.WARNING)            # not every frame's bytes in the log
     dut.ap_rst_n.value = 0
     await ClockCycles(dut.ap_clk, 16)
@@ -113,10 +121,15 @@ async def accelerator_frames(dut):
             results["mismatch_frames"].append(record)
             np.save(os.environ["FPGA_GAN_SIM_RESULT"] + f".{phase}.{index}.npy", got)
 
+    async def send_all() -> None:
+        # queued on every source at once: each streams its frames on its own, as separate DMAs do
+        for source, frames in zip(sources, streams):
+            for frame in frames:
+                await source.send(AxiStreamFrame(bytes(frame.reshape(-1))))
+
     # phase 1: throughput, no idle cycles, no backpressure
     start = get_sim_time("ns")
-    for frame in in_frames:
-        await source.send(AxiStreamFrame(bytes(frame.reshape(-1))))
+    await send_all()
     await RisingEdge(dut.m_axis_tvalid)
     first_out = get_sim_time("ns")
     ends = []
@@ -130,10 +143,11 @@ async def accelerator_frames(dut):
 
     # phase 2: random idle cycles on the input, random backpressure on the output
     if backpressure > 0:
-        source.set_pause_generator(_pause(backpressure, rng))
+        seed = int(os.environ.get("FPGA_GAN_SIM_SEED", "0"))
+        for k, source in enumerate(sources):      # the first as before multi-input; each its own pattern
+            source.set_pause_generator(_pause(backpressure, rng if k == 0 else random.Random(seed * 1000 + k)))
         sink.set_pause_generator(_pause(backpressure, rng))
-        for frame in in_frames:
-            await source.send(AxiStreamFrame(bytes(frame.reshape(-1))))
+        await send_all()
         for i in range(len(in_frames)):
             check(await _receive(dut, sink, stall_ns * 4, f"frame {i} (backpressure phase)"), i, "backpressure")
     results["sim_cycles"] = int(round(get_sim_time("ns") / PERIOD_NS))

@@ -170,7 +170,9 @@ class PynqDouble:
     ``packing`` is the manifest's ``packing`` dict (how the fake accelerator reads and writes its
     streams); ``compute`` maps NCHW input codes to NCHW output codes (the tests pass the cpu
     backend's ``run``). ``ip_names`` are the IPs the fake overlay has; ``dma`` which of them are
-    the input and output IODMA.
+    the input and output IODMA. A multi-input accelerator has a list of input streams in
+    ``packing["input"]`` and ``dma`` = (input DMA per input..., output DMA); it computes once every
+    input DMA has started, and ``compute`` gets a tuple of NCHW inputs.
     """
 
     def __init__(self, packing: dict, compute: Callable[[np.ndarray], np.ndarray], *, mode: str = "ok",
@@ -178,8 +180,12 @@ class PynqDouble:
                  dma: tuple[str, str] = ("idma0", "odma0"), high_addresses: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is none of {MODES}")
-        self.input, self.output = _Stream.from_packing(packing["input"]), _Stream.from_packing(packing["output"])
-        self.compute, self.mode, self.ip_names, self.dma = compute, mode, tuple(ip_names), dma
+        inputs = packing["input"] if isinstance(packing["input"], list) else [packing["input"]]
+        self.inputs = [_Stream.from_packing(d) for d in inputs]
+        self.input, self.output = self.inputs[0], _Stream.from_packing(packing["output"])
+        if len(dma) != len(self.inputs) + 1:
+            raise ValueError(f"dma names {dma}: one input DMA per input stream ({len(self.inputs)}) and the output")
+        self.compute, self.mode, self.ip_names, self.dma = compute, mode, tuple(ip_names), tuple(dma)
         self.calls: list[tuple] = []
         self.corruptions: list[tuple[int, tuple[int, ...]]] = []   # per corrupted run: (frame, (c, h, w))
         self.completed = 0
@@ -243,23 +249,29 @@ class PynqDouble:
             raise DoubleError(f"{ip.name} started while busy")
         if ip.frames < 1:
             raise DoubleError(f"{ip.name} started with frame count {ip.frames} (register 0x1c)")
-        idma, odma = self._dmas(ip)
+        idmas, odma = self._dmas(ip)
         if ip.role == "output":
             self._region(ip, ip.frames * self.output.frame_bytes)
             ip.running, ip.ctrl = True, 0
             return
+        idma = ip
         if not odma.running:
             raise DoubleError(f"input DMA {idma.name} started before output DMA {odma.name}: the output "
                               "DMA must be programmed and started first, or the stream stalls")
         if idma.frames != odma.frames:
             raise DoubleError(f"frame counts differ: {idma.name} {idma.frames}, {odma.name} {odma.frames}")
-        in_alloc, in_off = self._region(idma, idma.frames * self.input.frame_bytes)
+        stream = self.inputs[idmas.index(idma)]
+        self._region(idma, idma.frames * stream.frame_bytes)
         out_alloc, out_off = self._region(odma, odma.frames * self.output.frame_bytes)
         idma.running, idma.ctrl = True, 0
-        if self.mode == "hang":
-            return
-        inputs = self._decode(in_alloc.device[in_off:in_off + idma.frames * self.input.frame_bytes], idma.frames)
-        outputs = np.asarray(self.compute(np.moveaxis(inputs, -1, 1))).astype(np.int64)
+        if self.mode == "hang" or not all(d.running for d in idmas):
+            return                                       # the accelerator waits for every input stream
+        inputs = []
+        for dma, s in zip(idmas, self.inputs):
+            alloc, off = self._region(dma, dma.frames * s.frame_bytes)
+            inputs.append(np.moveaxis(self._decode(alloc.device[off:off + dma.frames * s.frame_bytes], dma.frames, s),
+                                      -1, 1))
+        outputs = np.asarray(self.compute(inputs[0] if len(inputs) == 1 else tuple(inputs))).astype(np.int64)
         expected = (idma.frames, self.output.shape_nhwc[-1], *self.output.shape_nhwc[:-1])
         if outputs.shape != expected:
             raise DoubleError(f"compute returned shape {outputs.shape}, the output stream carries {expected}")
@@ -272,16 +284,15 @@ class PynqDouble:
             h_w_c = np.unravel_index(k, self.output.shape_nhwc)
             self.corruptions.append((frame, (int(h_w_c[-1]), *map(int, h_w_c[:-1]))))
         out_alloc.device[out_off:out_off + odma.frames * self.output.frame_bytes] = self._encode(nhwc)
-        for dma in (idma, odma):
+        for dma in (*idmas, odma):
             dma.running, dma.ctrl = False, AP_DONE | AP_IDLE
         self.completed += 1
 
-    def _dmas(self, ip: DoubleIP) -> tuple[DoubleIP, DoubleIP]:
+    def _dmas(self, ip: DoubleIP) -> tuple[list[DoubleIP], DoubleIP]:
         overlay = ip._overlay
-        return overlay._ips[self.dma[0]], overlay._ips[self.dma[1]]
+        return [overlay._ips[name] for name in self.dma[:-1]], overlay._ips[self.dma[-1]]
 
-    def _decode(self, data: np.ndarray, frames: int) -> np.ndarray:
-        s = self.input
+    def _decode(self, data: np.ndarray, frames: int, s: _Stream) -> np.ndarray:
         rows = data.reshape(frames, s.beats_per_frame, s.beat_bytes)
         out = []
         for frame in rows:
@@ -315,7 +326,7 @@ class DoubleOverlay:
             raise OSError(f"test double: no .hwh beside {bit}")
         self._double = double
         self._ips: dict[str, DoubleIP] = {}
-        roles = {double.dma[0]: "input", double.dma[1]: "output"}
+        roles = {**{name: "input" for name in double.dma[:-1]}, double.dma[-1]: "output"}
         for name in double.ip_names:
             ip = DoubleIP(double, name, roles.get(name))
             ip._overlay = self

@@ -194,6 +194,12 @@ def manifest_fields(plan: BitstreamPlan, meta: dict, vivado_version: str | None)
     def tensor(spec: dict) -> dict:
         return {k: spec[k] for k in ("name", "shape", "layout", "dtype", "bits", "signed")}
 
+    # a multi-input accelerator: one IODMA, tensor and stream per input, in graph-input order
+    inputs = [{"bits": st["bits"], "signed": st["signed"], "elems_per_beat": st["elems_per_beat"],
+               "beat_bytes": (st["bits"] * st["elems_per_beat"] + 7) // 8, "beats_per_frame": st["beats_per_frame"],
+               "shape_nhwc": [int(v) for v in st["shape"][1:]]} for st in design.streams_in]
+    many = len(inputs) > 1
+
     return {
         "schema_version": 1, "name": plan.name, "model": meta.get("model", plan.name),
         "model_sha256": sha256_file(plan.build_dir / "model.qonnx.onnx"),
@@ -201,11 +207,12 @@ def manifest_fields(plan: BitstreamPlan, meta: dict, vivado_version: str | None)
         "clock_mhz": float(report["clock_mhz"]), "finn_plus_version": finn_plus_version(),
         "fpga_gan_version": __version__, "vivado_version": vivado_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "bitstream": None, "hwh": None, "dma": {"input": "idma0", "output": "odma0"},
-        "input": tensor(meta["inputs"][0]), "output": tensor(meta["outputs"][0]),
+        "bitstream": None, "hwh": None, "dma": {"input": [f"idma{k}" for k in range(len(inputs))] if many else "idma0", "output": "odma0"},
+        "input": [tensor(t) for t in meta["inputs"]] if many else tensor(meta["inputs"][0]),
+        "output": tensor(meta["outputs"][0]),
         "packing": {"order": "NHWC, channels fastest; element 0 in the least significant bits; each beat "
                              "little-endian, padded to whole bytes",
-                    "input": stream("in"), "output": stream("out")},
+                    "input": inputs if many else stream("in"), "output": stream("out")},
         "files": {},
     }
 

@@ -103,7 +103,7 @@ def _source_qonnx(cfg: CompileConfig) -> Path:
 
 
 def _load_qonnx(path: Path):
-    """Load and sanity-check the user's file: ONNX, quantized (QONNX), one input and output."""
+    """Load and sanity-check the user's file: ONNX, quantized (QONNX), inputs and one output."""
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -118,9 +118,9 @@ def _load_qonnx(path: Path):
                            "export_qonnx (fpga-gan export writes model.qonnx.onnx)")
     static = {i.name for i in proto.graph.initializer}
     inputs = [i.name for i in proto.graph.input if i.name not in static]
-    if len(inputs) != 1 or len(proto.graph.output) != 1:
-        raise CompileError(f"{path}: the compiler takes generators with one input and one output, this one has "
-                           f"{len(inputs)} inputs and {len(proto.graph.output)} outputs")
+    if not inputs or len(proto.graph.output) != 1:
+        raise CompileError(f"{path}: the compiler takes generators with one or more inputs and one output, this "
+                           f"one has {len(inputs)} inputs and {len(proto.graph.output)} outputs")
     from qonnx.util.cleanup import cleanup_model
 
     from .unsupported import unsupported_layers
@@ -160,14 +160,14 @@ def _tidy(model, ctx: _Context):
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
 
-    from .passes.integer_io import FeedInputCodes, input_codes
+    from .passes.integer_io import FeedInputCodes, all_input_codes
     from .passes.tidy import FoldBiasQuant
 
     model = model.transform(InferShapes()).transform(FoldConstants())
     model = model.transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
     model = model.transform(InferDataTypes()).transform(RemoveStaticGraphInputs())
     model = model.transform(FoldBiasQuant())
-    model = model.transform(FeedInputCodes(input_codes(model)))
+    model = model.transform(FeedInputCodes(all_input_codes(model)))
     return model.transform(InferShapes()).transform(InferDataTypes())
 
 
@@ -207,9 +207,20 @@ def _qonnx_to_finn(model, ctx: _Context):
 
 
 def _streamline(model, ctx: _Context):
+    from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    from .passes.broadcast import LowerBroadcastToUpsample, MoveTransposeAboveConcat
     from .passes.streamline import StreamlineGAN
 
-    return model.transform(StreamlineGAN())
+    model = model.transform(StreamlineGAN())
+    # condition vectors tiled to planes (conditional generators): concat and tiling to NHWC streams
+    try:
+        for t in (MoveTransposeAboveConcat(), LowerBroadcastToUpsample(), AbsorbConsecutiveTransposes()):
+            model = model.transform(t)
+    except ValueError as err:
+        raise CompileError(str(err)) from err
+    return model.transform(InferDataTypes())
 
 
 def _convert_to_hw(model, ctx: _Context):
@@ -232,7 +243,46 @@ def _dataflow_partition(model, ctx: _Context):
     if len(partitions) != 1:
         raise CompileError(f"the dataflow graph split into {len(partitions)} partitions, expected one; "
                            f"nodes outside: {[n.op_type for n in parent.graph.node]}")
+    _order_partition_inputs(parent, partitions[0])
     return parent
+
+
+def _order_partition_inputs(parent, partition) -> None:
+    """List the partition's input streams in the order of the graph inputs they come from.
+
+    FINN's CreateDataflowPartition orders them as it meets them; the simulator, the runtime and
+    FINN's IODMA insertion (idma0, idma1, ...) all number a multi-input accelerator's streams, and
+    stream k should be graph input k. Each stream is traced back through the layout ops outside
+    the partition (Transpose, Reshape) to its graph input; node inputs and the child model's graph
+    inputs are permuted together (the partition op pairs them by position)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    if len(partition.input) < 2:
+        return
+    order = graph_inputs(parent)
+
+    def origin(tensor: str) -> int:
+        while tensor not in order:
+            producer = parent.find_producer(tensor)
+            if producer is None:
+                return len(order)
+            tensor = producer.input[0]
+        return order.index(tensor)
+
+    ranks = [origin(t) for t in partition.input]
+    perm = sorted(range(len(ranks)), key=lambda k: ranks[k])
+    if perm == list(range(len(perm))):
+        return
+    inst = getCustomOp(partition)
+    child = ModelWrapper(inst.get_nodeattr("model"))
+    inputs = [copy.deepcopy(child.graph.input[k]) for k in perm]
+    del child.graph.input[:]
+    child.graph.input.extend(inputs)
+    child.save(inst.get_nodeattr("model"))
+    names = [partition.input[k] for k in perm]
+    del partition.input[:]
+    partition.input.extend(names)
 
 
 def _child(model):
@@ -327,13 +377,37 @@ def _golden_view(model):
     return view
 
 
-def execute_golden(model, codes: np.ndarray) -> np.ndarray:
+def graph_inputs(model) -> list[str]:
+    """The names of a model's dynamic graph inputs (initializers excluded), in graph order: the
+    order in which every stage, the runtime and the simulator list a generator's inputs."""
+    static = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in static]
+
+
+def _feeds(model, codes) -> dict[str, np.ndarray]:
+    names = graph_inputs(model)
+    if isinstance(codes, dict):
+        missing = [n for n in names if n not in codes]
+        if missing:
+            raise ValueError(f"no values for graph input(s) {missing}; the model takes {names}")
+        return {n: codes[n] for n in names}
+    arrays = [codes] if isinstance(codes, np.ndarray) else list(codes)
+    if len(arrays) != len(names):
+        raise ValueError(f"{len(arrays)} input array(s) for a model with inputs {names}")
+    return dict(zip(names, arrays))
+
+
+def execute_golden(model, codes) -> np.ndarray:
     """Run ``model`` (any stage, also a dataflow partition) on ``codes`` with every RTL layer as its
-    backend-neutral golden model: the reference the stage checks and the RTL simulation compare to."""
+    backend-neutral golden model: the reference the stage checks and the RTL simulation compare to.
+
+    ``codes``: one array for a single-input model, else a sequence in graph-input order (stages
+    rename inputs, never reorder them) or a dict by input name."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.custom_op.registry import getCustomOp
 
+    feeds = _feeds(model, codes)
     model = ModelWrapper(copy.deepcopy(model.model))
     with tempfile.TemporaryDirectory() as tmp:
         for i, node in enumerate(model.get_nodes_by_op_type("StreamingDataflowPartition")):
@@ -342,15 +416,25 @@ def execute_golden(model, codes: np.ndarray) -> np.ndarray:
             _golden_view(ModelWrapper(inst.get_nodeattr("model"))).save(child_path)
             inst.set_nodeattr("model", child_path)
         model = _golden_view(model)
-        return execute_onnx(model, {model.graph.input[0].name: codes})[model.graph.output[0].name]
+        return execute_onnx(model, feeds)[model.graph.output[0].name]
 
 
-def _golden_pair(source, codes_fmt, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random input in the input's code range and the ORIGINAL model's output for it."""
-    shape = source.get_tensor_shape(source.graph.input[0].name)
-    dtype = codes_fmt.datatype
-    codes = np.random.default_rng(seed).integers(dtype.min(), dtype.max() + 1, size=shape).astype(np.float32)
-    return codes, execute_golden(source, codes * np.float32(codes_fmt.scale))
+def _golden_pair(source, codes_fmts, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Random codes for every input (in its code range) and the ORIGINAL model's output for them,
+    fed as the values those codes stand for (through any absorbed pre-processing)."""
+    rng = np.random.default_rng(seed)
+    codes = []
+    for fmt in codes_fmts:
+        dtype = fmt.datatype
+        shape = source.get_tensor_shape(fmt.input)
+        codes.append(rng.integers(dtype.min(), dtype.max() + 1, size=shape).astype(np.float32))
+    return codes, execute_golden(source, {fmt.input: fmt.values(c) for fmt, c in zip(codes_fmts, codes)})
+
+
+def verify_input_files(count: int) -> list[str]:
+    """Names of the saved verification inputs: ``verify_input.npy`` for a single-input generator
+    (as before), ``verify_input_<k>.npy`` per graph input (graph order) otherwise."""
+    return ["verify_input.npy"] if count == 1 else [f"verify_input_{k}.npy" for k in range(count)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,7 +499,7 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
     """Run (or resume) every stage; raise :class:`CompileError` naming the problem on bad input."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from .passes.integer_io import input_codes
+    from .passes.integer_io import all_input_codes
     from .report import totals_from_nodes, write_report
 
     board = get_board(cfg.board)
@@ -443,11 +527,12 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
 
     ctx = _Context(cfg, board, clock, build_dir, notes=state.get("notes", {}))
     try:
-        fmt = input_codes(source)
+        fmts = all_input_codes(source)
     except ValueError as err:
         raise CompileError(f"{source_path}: {err}") from err
-    codes, expected = _golden_pair(source, fmt, cfg.seed)
-    np.save(build_dir / "verify_input.npy", codes)
+    codes, expected = _golden_pair(source, fmts, cfg.seed)
+    for name, array in zip(verify_input_files(len(codes)), codes):
+        np.save(build_dir / name, array)
     np.save(build_dir / "verify_expected.npy", expected)
 
     model, resuming = source, True

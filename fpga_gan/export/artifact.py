@@ -101,16 +101,31 @@ def _quant_params(model, node, where: str) -> tuple[float, int, bool]:
     return float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(bits).reshape(-1)[0]), bool(signed)
 
 
+def _input_spec(model, codes, name: str) -> dict:
+    """A model.json input entry: the codes' scale and zero point as the user's values see them."""
+    spec = tensor_spec(name, model.get_tensor_shape(codes.input), codes.input_scale, codes.bits, codes.signed,
+                       with_range=True)
+    spec["zero_point"] = codes.zero_point
+    return spec
+
+
 def artifact_from_qonnx(qonnx_path: Path, out_dir: Path, name: str) -> dict:
     """Write ``model.json``, the QONNX copy and the QCDQ graph for a QONNX file; returns the spec."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
     qonnx_path, out_dir = Path(qonnx_path), Path(out_dir)
+    # the compiler's reading of the input quantizers (qonnx only, no FINN): one code format per graph
+    # input, through any float pre-processing it absorbs, so model.json and the compiled accelerator
+    # agree on what the codes mean
+    from ..compiler.passes.integer_io import all_input_codes
+
     model = cleanup_model(ModelWrapper(str(qonnx_path)))
-    graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
-    consumers = model.find_consumers(graph_in)
-    in_q = _quant_params(model, consumers[0] if len(consumers) == 1 else None, "input")
+    graph_out = model.graph.output[0].name
+    try:
+        in_codes = all_input_codes(model)
+    except ValueError as err:
+        raise ArtifactExportError(f"the model's input is not quantized as the accelerator needs: {err}") from err
     out_q = _quant_params(model, model.find_producer(graph_out), "output")
     out_dir.mkdir(parents=True, exist_ok=True)
     if qonnx_path.resolve() != (out_dir / QONNX_FILE).resolve():
@@ -118,7 +133,7 @@ def artifact_from_qonnx(qonnx_path: Path, out_dir: Path, name: str) -> dict:
     write_qcdq(model, out_dir / QCDQ_FILE, name)
     spec = {"schema_version": ARTIFACT_SCHEMA_VERSION, "model": name,
             "files": {"qonnx": QONNX_FILE, "qcdq": QCDQ_FILE},
-            "inputs": [tensor_spec("global_in", model.get_tensor_shape(graph_in), *in_q, with_range=True)],
+            "inputs": [_input_spec(model, c, "global_in" if len(in_codes) == 1 else c.input) for c in in_codes],
             "outputs": [tensor_spec("global_out", model.get_tensor_shape(graph_out), *out_q)],
             "source_file": qonnx_path.name}
     (out_dir / MODEL_JSON).write_text(json.dumps(spec, indent=2) + "\n")

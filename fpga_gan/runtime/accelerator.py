@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Union
 
 import numpy as np
 
@@ -31,16 +32,25 @@ class TensorSpec:
     bits: int
     signed: bool
     value_range: tuple[int, int] | None
+    # value = (code - zero_point) * scale: non-zero when the model shifts its input by whole
+    # quantizer steps before quantizing it (absorbed pre-processing)
+    zero_point: int = 0
 
     @classmethod
     def from_json(cls, d: dict) -> "TensorSpec":
         rng = d.get("range")
         return cls(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), float(d["scale"]),
-                   int(d["bits"]), bool(d["signed"]), tuple(rng) if rng else None)
+                   int(d["bits"]), bool(d["signed"]), tuple(rng) if rng else None, int(d.get("zero_point", 0)))
+
+
+# What ``run`` takes: one array for a single-input generator; for several inputs (an image and a
+# condition vector) a sequence in model.json's input order or a dict by input name.
+Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
 
 class Backend(Protocol):
-    def run(self, codes: np.ndarray) -> np.ndarray: ...
+    # one array for a single-input artifact, a tuple (model.json's input order) for several
+    def run(self, codes: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray: ...
     def close(self) -> None: ...
 
 
@@ -65,8 +75,13 @@ class Artifact:
 
     path: Path
     meta: dict
-    input: TensorSpec
+    input: TensorSpec             # the first input (the only one of most generators)
     output: TensorSpec
+    inputs: list[TensorSpec] = field(default_factory=list)   # every input, model.json's order
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            self.inputs = [self.input]
 
     @classmethod
     def load(cls, path: str | Path) -> "Artifact":
@@ -86,10 +101,12 @@ class Artifact:
             raise ArtifactError(f"{meta_path}: schema_version {version!r} is not supported "
                                 f"(this runtime reads {SUPPORTED_SCHEMA}); re-export the model")
         try:
-            return cls(path, meta, TensorSpec.from_json(meta["inputs"][0]),
-                       TensorSpec.from_json(meta["outputs"][0]))
+            inputs = [TensorSpec.from_json(d) for d in meta["inputs"]]
+            return cls(path, meta, inputs[0], TensorSpec.from_json(meta["outputs"][0]), inputs)
         except (KeyError, IndexError, TypeError) as exc:
             raise ArtifactError(f"{meta_path} lacks a field the runtime needs: {exc}") from exc
+        except ValueError as exc:
+            raise ArtifactError(f"{meta_path} has a tensor entry the runtime cannot read: {exc}") from exc
 
     def file(self, key: str) -> Path:
         name = self.meta.get("files", {}).get(key)
@@ -130,7 +147,13 @@ class Accelerator:
 
     @property
     def input_spec(self) -> TensorSpec:
+        """The first input's spec (the only one of a single-input generator)."""
         return self.artifact.input
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        """Every input's spec, in the order ``run`` takes a sequence of inputs."""
+        return self.artifact.inputs
 
     @property
     def output_spec(self) -> TensorSpec:
@@ -140,19 +163,80 @@ class Accelerator:
     def input_dtype(self) -> np.dtype:
         return self.artifact.input.dtype
 
-    def quantize_input(self, values: np.ndarray) -> np.ndarray:
-        """Real values to input codes (round half to even, saturate), as the input quantizer does."""
-        spec = self.input_spec
+    def quantize_input(self, values, name: str | None = None):
+        """Real values to input codes (round half to even, saturate), as the input quantizer does.
+
+        One array: the input ``name`` (default: the only input). For a multi-input generator, a
+        sequence or dict of arrays gives the same structure of codes, input by input.
+        """
+        if isinstance(values, Mapping):
+            return {key: self.quantize_input(v, key) for key, v in values.items()}
+        if isinstance(values, (list, tuple)):
+            if len(values) != len(self.input_specs):
+                raise InputError(f"{len(values)} arrays of values for the inputs {self._input_names()}")
+            return tuple(self._quantize(spec, v) for spec, v in zip(self.input_specs, values))
+        if name is None and len(self.input_specs) > 1:
+            raise InputError(f"this generator has {len(self.input_specs)} inputs ({self._input_names()}); pass "
+                             "a tuple or dict of arrays, or name= the input these values are for")
+        return self._quantize(self._spec(name), values)
+
+    def _spec(self, name: str | None) -> TensorSpec:
+        if name is None:
+            return self.input_spec
+        for spec in self.input_specs:
+            if spec.name == name:
+                return spec
+        raise InputError(f"no input named {name!r}; the inputs are {self._input_names()}")
+
+    def _input_names(self) -> str:
+        return ", ".join(repr(s.name) for s in self.input_specs)
+
+    @staticmethod
+    def _quantize(spec: TensorSpec, values) -> np.ndarray:
         lo, hi = spec.value_range
-        codes = np.clip(np.round(np.asarray(values, dtype=np.float64) / spec.scale), lo, hi)
-        return codes.astype(spec.dtype)
+        codes = np.round(np.asarray(values, dtype=np.float64) / spec.scale)
+        if spec.zero_point:
+            codes = codes + spec.zero_point
+        return np.clip(codes, lo, hi).astype(spec.dtype)
 
     def dequantize_output(self, codes: np.ndarray) -> np.ndarray:
         return codes.astype(np.float32) * np.float32(self.output_spec.scale)
 
-    def validate(self, batch: np.ndarray) -> np.ndarray:
-        """Check a batch of input codes and return it as a contiguous array of the input dtype."""
-        spec = self.input_spec
+    def validate(self, batch: Inputs):
+        """Check a batch of input codes and return it as a contiguous array of the input dtype
+        (a tuple of them, in model.json's input order, for a multi-input generator)."""
+        specs = self.input_specs
+        if len(specs) == 1:
+            if isinstance(batch, Mapping):
+                if set(batch) != {specs[0].name}:
+                    raise InputError(f"inputs by name must be exactly {self._input_names()}, got {sorted(batch)}")
+                batch = batch[specs[0].name]
+            if isinstance(batch, (list, tuple)) and len(batch) == 1 and not np.isscalar(batch[0]) \
+                    and np.ndim(batch[0]) == len(specs[0].shape):
+                batch = batch[0]
+            return self._validate_one(specs[0], batch)
+        if isinstance(batch, Mapping):
+            unknown = sorted(set(batch) - {s.name for s in specs})
+            missing = [s.name for s in specs if s.name not in batch]
+            if unknown or missing:
+                raise InputError(f"inputs by name must be exactly {self._input_names()}; "
+                                 + (f"missing {missing}" if missing else f"unknown {unknown}"))
+            batch = [batch[s.name] for s in specs]
+        elif not isinstance(batch, (list, tuple)):
+            raise InputError(f"this generator has {len(specs)} inputs ({self._input_names()}): pass a tuple of "
+                             "arrays in that order, or a dict by name")
+        if len(batch) != len(specs):
+            raise InputError(f"{len(batch)} input arrays for a generator with {len(specs)} inputs "
+                             f"({self._input_names()})")
+        arrays = tuple(self._validate_one(spec, b) for spec, b in zip(specs, batch))
+        sizes = {a.shape[0] for a in arrays}
+        if len(sizes) != 1:
+            raise InputError("the inputs must hold the same number of samples, got "
+                             + ", ".join(f"{s.name!r} {a.shape[0]}" for s, a in zip(specs, arrays)))
+        return arrays
+
+    @staticmethod
+    def _validate_one(spec: TensorSpec, batch) -> np.ndarray:
         arr = np.asarray(batch)
         expected = spec.shape[1:]
         if arr.ndim == len(expected):
@@ -176,8 +260,11 @@ class Accelerator:
                                  f"({spec.dtype}), got [{amin}, {amax}]")
         return np.ascontiguousarray(arr.astype(spec.dtype, copy=False))
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Input codes (N, ...) of the input dtype in, output codes (N, ...) of the output dtype out."""
+    def run(self, batch: Inputs) -> np.ndarray:
+        """Input codes (N, ...) of the input dtype in, output codes (N, ...) of the output dtype out.
+
+        A multi-input generator takes a tuple of arrays (model.json's input order) or a dict by
+        input name, with the same N in each."""
         codes = self.validate(batch)
         out = self._backend.run(codes)
         return out.astype(self.output_spec.dtype)

@@ -18,6 +18,11 @@ The output DMA is started first: once the input DMA runs, the dataflow pipeline 
 that stalls the whole stream if nothing drains it. Completion is the output DMA's ``ap_done``
 (its last beat is written to memory), as in FINN's own driver.
 
+A multi-input accelerator (a conditional generator: an image and a condition vector) has one
+input IODMA per input, as FINN's ``InsertIODMA`` makes them (``idma0``, ``idma1``, ...; the
+manifest lists them in model.json's input order): each input is packed into its own buffer, and
+all input DMAs are started after the output DMA.
+
 pynq is imported only when this backend opens; the module itself needs numpy alone.
 """
 
@@ -33,7 +38,7 @@ import numpy as np
 from ..errors import UserError
 from .accelerator import Artifact, ArtifactError, InputError, register_backend
 from .manifest import Manifest, sha256_file
-from .packing import pack_frames, unpack_frames
+from .packing import pack_frames, stream_order, unpack_frames
 
 __all__ = [
     "AP_DONE",
@@ -88,7 +93,10 @@ def _timeout_from_env(default: float) -> float:
 
 
 def _nhwc_shape_of(nchw_shape: tuple) -> tuple:
-    """(N, C, H, W) -> (H, W, C): the frame shape of a model shape, batch dropped."""
+    """(N, C, H, W) -> (H, W, C): the frame shape of a model shape, batch dropped; a vector
+    (N, C) streams as one pixel of C channels, (1, 1, C)."""
+    if len(nchw_shape) == 2:
+        return (1, 1) + tuple(nchw_shape[1:2])
     return tuple(nchw_shape[2:]) + tuple(nchw_shape[1:2])
 
 
@@ -132,7 +140,8 @@ class PynqBackend:
                                 "(same basename) to find the DMA registers; copy it from the same build")
         manifest.verify_files()
         manifest.check_board()
-        self.in_stream, self.out_stream = manifest.input_stream, manifest.output_stream
+        self.in_streams, self.out_stream = manifest.input_streams, manifest.output_stream
+        self.in_stream = self.in_streams[0]
         self._check_model(artifact)
         try:
             import pynq
@@ -144,7 +153,8 @@ class PynqBackend:
             self._overlay = pynq.Overlay(str(bit))
         except Exception as exc:  # pynq raises its own (and OSError, RuntimeError) types
             raise BoardError(f"PYNQ could not load the overlay {bit}: {exc}") from exc
-        self.idma = self._find_ip(manifest.dma_input, "input")
+        self.idmas = [self._find_ip(name, "input") for name in manifest.dma_inputs]
+        self.idma = self.idmas[0]
         self.odma = self._find_ip(manifest.dma_output, "output")
 
     # -- opening -----------------------------------------------------------------------------
@@ -164,7 +174,12 @@ class PynqBackend:
                 raise ArtifactError(f"the bitstream in {artifact.path} was built from another model: {qonnx} has "
                                     f"sha256 {actual}, the manifest's model_sha256 is "
                                     f"{self.manifest.data['model_sha256']}")
-        for role, spec, stream in (("input", artifact.input, self.in_stream),
+        if len(artifact.inputs) != len(self.in_streams):
+            raise ArtifactError(f"{self.manifest.file} packs {len(self.in_streams)} input stream(s), but model.json "
+                                f"lists {len(artifact.inputs)} inputs; the bitstream and the model do not belong together")
+        multi = len(self.in_streams) > 1
+        for role, spec, stream in (*((f"input[{k}]" if multi else "input", spec, stream)
+                                     for k, (spec, stream) in enumerate(zip(artifact.inputs, self.in_streams))),
                                    ("output", artifact.output, self.out_stream)):
             expected = _nhwc_shape_of(spec.shape)
             if expected != stream.shape_nhwc:
@@ -184,22 +199,24 @@ class PynqBackend:
 
     # -- running -----------------------------------------------------------------------------
 
-    def _buffers_for(self, n: int) -> tuple[Any, Any]:
-        """DMA buffers for a batch of n, reused across runs: allocating contiguous memory is slow."""
+    def _buffers_for(self, n: int) -> tuple[Any, ...]:
+        """DMA buffers for a batch of n, reused across runs: allocating contiguous memory is slow.
+        One per input stream, then the output buffer."""
         if n in self._buffers:
             self._buffers.move_to_end(n)
             return self._buffers[n]
         while len(self._buffers) >= _MAX_CACHED_BATCHES:   # contiguous memory is scarce on a board
             _, old = self._buffers.popitem(last=False)
             self._free(old)
-        ibuf = self._pynq.allocate(shape=(n, self.in_stream.frame_bytes), dtype=np.uint8)
+        buffers: list[Any] = []
         try:
-            obuf = self._pynq.allocate(shape=(n, self.out_stream.frame_bytes), dtype=np.uint8)
+            for stream in (*self.in_streams, self.out_stream):
+                buffers.append(self._pynq.allocate(shape=(n, stream.frame_bytes), dtype=np.uint8))
         except BaseException:
-            self._free((ibuf,))
+            self._free(tuple(buffers))
             raise
-        self._buffers[n] = (ibuf, obuf)
-        return ibuf, obuf
+        self._buffers[n] = tuple(buffers)
+        return self._buffers[n]
 
     @staticmethod
     def _free(buffers: tuple) -> None:
@@ -230,13 +247,14 @@ class PynqBackend:
         while not status & AP_DONE:
             now = time.monotonic()
             if now > deadline:
-                name_out, name_in = self.manifest.dma_output, self.manifest.dma_input
-                in_status = int(self.idma.read(REG_CTRL))
+                name_out = self.manifest.dma_output
+                in_status = ", ".join(f"input DMA '{name}' = {int(ip.read(REG_CTRL)):#x}"
+                                      for name, ip in zip(self.manifest.dma_inputs, self.idmas))
                 raise DmaTimeoutError(
                     f"DMA did not complete within {timeout:.3g} s ({frames} frame(s); base {self.timeout_s:g} s "
                     f"from {TIMEOUT_ENV} or the constructor, plus {self.per_frame_timeout_s:g} s per frame): "
-                    f"output DMA '{name_out}' status register 0x00 = {status:#x}, input DMA '{name_in}' = "
-                    f"{in_status:#x} (bit 1 done, bit 2 idle). Check that the bitstream, .hwh and manifest "
+                    f"output DMA '{name_out}' status register 0x00 = {status:#x}, {in_status} "
+                    f"(bit 1 done, bit 2 idle). Check that the bitstream, .hwh and manifest "
                     f"packing come from the same build (a wrong byte count stalls the stream), that the "
                     f"overlay is the one this process loaded, and that the PL clock runs; then reopen the "
                     f"Accelerator. Raise {TIMEOUT_ENV} only if the design is known to be this slow.")
@@ -244,35 +262,49 @@ class PynqBackend:
                 time.sleep(_POLL_SLEEP_S)
             status = int(self.odma.read(REG_CTRL))
 
-    def run(self, codes: np.ndarray) -> np.ndarray:
-        """Input codes (N, C, H, W) -> output codes (N, C, H, W) int64, through the accelerator."""
+    def run(self, codes) -> np.ndarray:
+        """Input codes (N, C, H, W) -> output codes (N, C, H, W) int64, through the accelerator.
+        A multi-input accelerator takes a tuple of arrays, one per input stream, in order."""
         if self._overlay is None:
             raise BoardError("the pynq backend is closed")
-        codes = np.asarray(codes)
-        if codes.ndim < 2:
-            raise InputError(f"the pynq backend takes a batch (N, C, ...), got shape {codes.shape}")
-        nhwc = np.moveaxis(codes, 1, -1)
-        ins, outs = self.in_stream, self.out_stream
-        if tuple(nhwc.shape[1:]) != ins.shape_nhwc:
-            raise InputError(f"frames of shape {tuple(nhwc.shape[1:])} (NHWC, from {tuple(codes.shape)} NCHW), "
-                             f"but the accelerator takes {ins.shape_nhwc} (packing.input.shape_nhwc in "
-                             f"{self.manifest.file})")
-        n = codes.shape[0]
+        arrays = [np.asarray(c) for c in (codes if isinstance(codes, (tuple, list)) else (codes,))]
+        if len(arrays) != len(self.in_streams):
+            raise InputError(f"{len(arrays)} input array(s) for an accelerator with {len(self.in_streams)} "
+                             f"input streams ({', '.join(self.manifest.dma_inputs)})")
+        multi = len(arrays) > 1
+        packed = []
+        for k, (array, ins) in enumerate(zip(arrays, self.in_streams)):
+            where = f"packing.input[{k}]" if multi else "packing.input"
+            if array.ndim < 2:
+                raise InputError(f"the pynq backend takes a batch (N, C, ...), got shape {array.shape}")
+            nhwc = stream_order(array)
+            if tuple(nhwc.shape[1:]) != ins.shape_nhwc:
+                raise InputError(f"frames of shape {tuple(nhwc.shape[1:])} (NHWC, from {tuple(array.shape)} NCHW), "
+                                 f"but the accelerator takes {ins.shape_nhwc} ({where}.shape_nhwc in "
+                                 f"{self.manifest.file})")
+            try:
+                packed.append(pack_frames(nhwc, ins.bits, ins.elems_per_beat, signed=ins.signed))
+            except ValueError as exc:
+                raise InputError(f"input codes do not fit the accelerator's input stream"
+                                 f"{f' {k}' if multi else ''}: {exc}") from exc
+        n = arrays[0].shape[0]
+        if any(a.shape[0] != n for a in arrays):
+            raise InputError(f"the inputs hold different numbers of frames: {[a.shape[0] for a in arrays]}")
+        outs = self.out_stream
         out_nchw = (n, outs.shape_nhwc[-1], *outs.shape_nhwc[:-1])
         if n == 0:
             return np.zeros(out_nchw, np.int64)
-        try:
-            packed = pack_frames(nhwc, ins.bits, ins.elems_per_beat, signed=ins.signed)
-        except ValueError as exc:
-            raise InputError(f"input codes do not fit the accelerator's input stream: {exc}") from exc
-        ibuf, obuf = self._buffers_for(n)
-        ibuf[:] = packed
-        ibuf.flush()
+        *ibufs, obuf = self._buffers_for(n)
+        for ibuf, data in zip(ibufs, packed):
+            ibuf[:] = data
+            ibuf.flush()
         self._check_idle(self.odma, self.manifest.dma_output)
-        self._check_idle(self.idma, self.manifest.dma_input)
+        for ip, name in zip(self.idmas, self.manifest.dma_inputs):
+            self._check_idle(ip, name)
         # Output first: the pipeline must have somewhere to put results before data flows in.
         self._program(self.odma, obuf, n)
-        self._program(self.idma, ibuf, n)
+        for ip, ibuf in zip(self.idmas, ibufs):
+            self._program(ip, ibuf, n)
         self._wait_done(n)
         obuf.invalidate()
         out = unpack_frames(obuf, outs.bits, outs.elems_per_beat, outs.signed, outs.shape_nhwc)

@@ -23,13 +23,25 @@ class CpuBackend:
                                                  disabled_optimizers=["WeightBiasQuantization"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from exc
-        self._in_name = self._session.get_inputs()[0].name
-        self._in_scale = np.float32(artifact.input.scale)
+        # the graph's inputs in its order, which is model.json's (both come from the QONNX graph)
+        names = [i.name for i in self._session.get_inputs()]
+        if len(names) != len(artifact.inputs):
+            raise ArtifactError(f"{path} takes {len(names)} inputs ({', '.join(names)}), but model.json lists "
+                                f"{len(artifact.inputs)}; the ONNX file and model.json do not belong together")
+        self._inputs = [(name, np.float32(spec.scale), spec.zero_point) for name, spec in zip(names, artifact.inputs)]
         self._out_scale = artifact.output.scale
 
-    def run(self, codes: np.ndarray) -> np.ndarray:
-        x = codes.astype(np.float32) * self._in_scale
-        (y,) = self._session.run(None, {self._in_name: x})
+    def run(self, codes) -> np.ndarray:
+        """Codes (one array, or a tuple for a multi-input model) -> output codes: each input is fed
+        as the value its codes stand for, ``(code - zero_point) * scale``."""
+        arrays = codes if isinstance(codes, tuple) else (codes,)
+        feeds = {}
+        for (name, scale, zero_point), c in zip(self._inputs, arrays):
+            x = c.astype(np.float32)
+            if zero_point:
+                x = x - np.float32(zero_point)
+            feeds[name] = x * scale
+        (y,) = self._session.run(None, feeds)
         return np.round(y / self._out_scale).astype(np.int64)
 
     def close(self) -> None:

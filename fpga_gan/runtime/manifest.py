@@ -179,16 +179,22 @@ def validate_manifest(data: Any, where: str = MANIFEST_NAME) -> None:
         if not value.endswith(suffix):
             raise ArtifactError(f"{where}: {key} {value!r} must end in {suffix}")
     dma = data["dma"]
+    # a multi-input accelerator has one input DMA per input (FINN: idma0, idma1, ...): dma.input,
+    # input and packing.input are then lists of equal length, in model.json's input order
+    dma_inputs = dma.get("input") if isinstance(dma, dict) else None
+    dma_inputs = dma_inputs if isinstance(dma_inputs, list) and dma_inputs else [dma_inputs]
     if not isinstance(dma, dict) or set(dma) != {"input", "output"} \
-            or not all(isinstance(v, str) and v for v in dma.values()):
-        raise ArtifactError(f"{where}: dma must be {{\"input\": IP name, \"output\": IP name}}, got {dma!r}")
+            or not all(isinstance(v, str) and v for v in (*dma_inputs, dma["output"])):
+        raise ArtifactError(f"{where}: dma must be {{\"input\": IP name (or a list, one per input), "
+                            f"\"output\": IP name}}, got {dma!r}")
     for key in ("input", "output"):
-        tensor = data[key]
-        if not isinstance(tensor, dict):
-            raise ArtifactError(f"{where}: {key} must be an object, got {tensor!r}")
-        lacking = [k for k in ("name", "shape", "layout", "dtype", "bits", "signed") if k not in tensor]
-        if lacking:
-            raise ArtifactError(f"{where}: {key} lacks {', '.join(lacking)}")
+        tensors = data[key] if key == "input" and isinstance(data[key], list) else [data[key]]
+        for tensor in tensors:
+            if not isinstance(tensor, dict):
+                raise ArtifactError(f"{where}: {key} must be an object, got {tensor!r}")
+            lacking = [k for k in ("name", "shape", "layout", "dtype", "bits", "signed") if k not in tensor]
+            if lacking:
+                raise ArtifactError(f"{where}: {key} lacks {', '.join(lacking)}")
     packing = data["packing"]
     if not isinstance(packing, dict) or set(packing) != {"order", "input", "output"}:
         raise ArtifactError(f"{where}: packing must hold exactly order, input and output, got {packing!r}")
@@ -196,7 +202,15 @@ def validate_manifest(data: Any, where: str = MANIFEST_NAME) -> None:
         raise ArtifactError(f"{where}: packing.order is {packing['order']!r}; this runtime packs "
                             f"{PACKING_ORDER!r}")
     for key in ("input", "output"):
-        StreamSpec.from_json(packing[key], f"{where}: packing.{key}")
+        streams = packing[key] if key == "input" and isinstance(packing[key], list) else [packing[key]]
+        for k, stream in enumerate(streams):
+            StreamSpec.from_json(stream, f"{where}: packing.{key}" + (f"[{k}]" if len(streams) > 1 else ""))
+    counts = {"dma.input": len(dma_inputs),
+              "input": len(data["input"]) if isinstance(data["input"], list) else 1,
+              "packing.input": len(packing["input"]) if isinstance(packing["input"], list) else 1}
+    if len(set(counts.values())) != 1:
+        raise ArtifactError(f"{where}: one input DMA, tensor and stream per input, but "
+                            + ", ".join(f"{k} lists {v}" for k, v in counts.items()))
     files = data["files"]
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{where}: files must map file names to sha256 digests, got {files!r}")
@@ -265,7 +279,14 @@ class Manifest:
 
     @property
     def dma_input(self) -> str:
-        return self.data["dma"]["input"]
+        """The (first) input DMA."""
+        return self.dma_inputs[0]
+
+    @property
+    def dma_inputs(self) -> list[str]:
+        """One input DMA per input, in model.json's input order."""
+        value = self.data["dma"]["input"]
+        return list(value) if isinstance(value, list) else [value]
 
     @property
     def dma_output(self) -> str:
@@ -273,7 +294,16 @@ class Manifest:
 
     @property
     def input_stream(self) -> StreamSpec:
-        return StreamSpec.from_json(self.data["packing"]["input"], f"{self.file}: packing.input")
+        """The (first) input stream."""
+        return self.input_streams[0]
+
+    @property
+    def input_streams(self) -> list[StreamSpec]:
+        """How each input stream is packed, in model.json's input order."""
+        value = self.data["packing"]["input"]
+        if not isinstance(value, list):
+            return [StreamSpec.from_json(value, f"{self.file}: packing.input")]
+        return [StreamSpec.from_json(v, f"{self.file}: packing.input[{k}]") for k, v in enumerate(value)]
 
     @property
     def output_stream(self) -> StreamSpec:

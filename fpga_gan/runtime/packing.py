@@ -12,6 +12,11 @@ are the reference. :func:`pack_frames` / :func:`unpack_frames` produce and read 
 whole frames (each beat as its little-endian bytes), vectorised with numpy because the board fills
 DMA buffers of hundreds of kilobytes per batch and a per-element Python loop would cost more than
 the accelerator itself. The tests hold the two layers equal.
+
+A multi-input accelerator (an image and a condition vector) has one stream, and one DMA buffer,
+per input; each is packed on its own with its own format. :func:`stream_order` turns a model
+tensor's batch (NCHW, or a vector batch (N, C), which streams as one pixel of C channels) into
+the frames those functions take.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["beat_bytes", "frame_layout", "pack_beats", "pack_frames", "unpack_beats", "unpack_frames"]
+__all__ = ["beat_bytes", "frame_layout", "pack_beats", "pack_frames", "stream_order", "unpack_beats",
+           "unpack_frames"]
 
 MAX_BITS = 32   # the widest element the manifest schema allows; keeps every beat field in int64
 
@@ -28,6 +34,17 @@ MAX_BITS = 32   # the widest element the manifest schema allows; keeps every bea
 def beat_bytes(bits: int, elems_per_beat: int) -> int:
     """Bytes of one beat (TDATA is padded to whole bytes)."""
     return (bits * elems_per_beat + 7) // 8
+
+
+def stream_order(codes: np.ndarray) -> np.ndarray:
+    """A batch of a model tensor -> its frames in stream order: (N, C, H, W) -> (N, H, W, C), a
+    vector batch (N, C) -> (N, 1, 1, C) (a condition vector enters as one pixel of C channels)."""
+    arr = np.asarray(codes)
+    if arr.ndim == 2:
+        return arr.reshape(arr.shape[0], 1, 1, arr.shape[1])
+    if arr.ndim < 2:
+        raise ValueError(f"stream_order needs a batch (N, C, ...), got shape {arr.shape}")
+    return np.moveaxis(arr, 1, -1)
 
 
 def pack_beats(codes: np.ndarray, bits: int, elems_per_beat: int) -> list[int]:

@@ -121,10 +121,12 @@ def selftest(artifact_dir: str | Path, n: int = 16, backend: str = "pynq", seed:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     artifact_dir = Path(artifact_dir)
     with Accelerator.open(artifact_dir, backend=backend) as acc:
-        spec = acc.input_spec
-        lo, hi = _code_range(spec)
         rng = np.random.default_rng(seed)
-        codes = rng.integers(lo, hi + 1, size=(n, *spec.shape[1:])).astype(spec.dtype)
+        frames = []
+        for spec in acc.input_specs:              # one array per input (an image and a condition vector)
+            lo, hi = _code_range(spec)
+            frames.append(rng.integers(lo, hi + 1, size=(n, *spec.shape[1:])).astype(spec.dtype))
+        codes = frames[0] if len(frames) == 1 else tuple(frames)
         got = acc.run(codes)
         with Accelerator.open(artifact_dir, backend=REFERENCE_BACKEND) as ref:
             expected = ref.run(codes)
@@ -134,7 +136,7 @@ def selftest(artifact_dir: str | Path, n: int = 16, backend: str = "pynq", seed:
         else:
             mismatch = _first_mismatch(got.astype(np.int64), expected.astype(np.int64))
         batch_s = _median_seconds(lambda: acc.run(codes), repeats)
-        one = codes[:1]
+        one = codes[:1] if len(frames) == 1 else tuple(f[:1] for f in frames)
         acc.run(one)   # warm the batch-1 path (buffers, sessions) before timing it
         single_s = _median_seconds(lambda: acc.run(one), repeats)
         board = getattr(getattr(acc._backend, "manifest", None), "pynq_board", None)

@@ -31,17 +31,28 @@ class SimBackend:
         except SimulatorError as err:
             raise ArtifactError(str(err)) from err
 
-    def run(self, codes: np.ndarray) -> np.ndarray:
+    def run(self, codes) -> np.ndarray:
+        """Codes (one array, or a tuple for a multi-input design: one stream each) -> output codes."""
         from ..sim.verilator import beats_to_frames, frames_to_beats, run_frames
+        from .packing import stream_order
 
         d = self._design
-        nhwc = np.transpose(codes, (0, 2, 3, 1))
-        if list(nhwc.shape[1:]) != list(d["in_shape"][1:]):
-            raise ValueError(f"frames of shape {nhwc.shape[1:]} (NHWC), the accelerator takes {d['in_shape'][1:]}")
-        frames = frames_to_beats(nhwc, d["in_bits"], d["in_elems_per_beat"])
-        run = run_frames(d["top"], self._build, frames, None, self._work)
+        streams = d.get("inputs") or [{"port": "s_axis", "bits": d["in_bits"], "elems_per_beat": d["in_elems_per_beat"],
+                                       "shape": d["in_shape"]}]
+        arrays = codes if isinstance(codes, tuple) else (codes,)
+        if len(arrays) != len(streams):
+            raise ValueError(f"{len(arrays)} input arrays, the accelerator has {len(streams)} input streams")
+        frames = []
+        for array, st in zip(arrays, streams):
+            nhwc = stream_order(array)
+            if list(nhwc.shape[1:]) != list(st["shape"][1:]):
+                raise ValueError(f"frames of shape {nhwc.shape[1:]} (NHWC), the accelerator's {st['port']} takes "
+                                 f"{st['shape'][1:]}")
+            frames.append(frames_to_beats(nhwc, st["bits"], st["elems_per_beat"]))
+        run = run_frames(d["top"], self._build, frames[0] if len(frames) == 1 else frames, None, self._work,
+                         ports=[st["port"] for st in streams])
         out = beats_to_frames(run.outputs, d["out_bits"], d["out_elems_per_beat"], d["out_signed"])
-        return np.transpose(out.reshape(len(codes), *d["out_shape"][1:]), (0, 3, 1, 2)).astype(np.int64)
+        return np.transpose(out.reshape(len(arrays[0]), *d["out_shape"][1:]), (0, 3, 1, 2)).astype(np.int64)
 
     def close(self) -> None:
         pass

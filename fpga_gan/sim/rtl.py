@@ -51,6 +51,17 @@ class RtlDesign:
     layers: int | None = None
     fifo_names: list[str] = field(default_factory=list)   # order of the top's fifo_peak_<k> ports
     real_fifos: bool = False      # False: FINN_SIMULATION's unbounded gauges (to measure peak fill)
+    # every input stream in graph-input order (the in_* fields above are the first): its AXI-Stream
+    # port prefix ("s_axis" for a single-input design, "s_axis_<k>" otherwise), element width,
+    # elements per beat, signedness, beats per frame and NHWC frame shape
+    inputs: list[dict] = field(default_factory=list)
+
+    @property
+    def streams_in(self) -> list[dict]:
+        """The input streams; designs saved before multi-input support have only the in_* fields."""
+        return self.inputs or [{"port": "s_axis", "bits": self.in_bits, "elems_per_beat": self.in_elems_per_beat,
+                                "signed": self.in_signed, "beats_per_frame": self.in_beats_per_frame,
+                                "shape": self.in_shape}]
 
     def save(self) -> None:
         Path(self.rtl_dir, "design.json").write_text(json.dumps(asdict(self), indent=2))
@@ -199,7 +210,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     tensors: dict[str, tuple[int, str]] = {}
     fifo_names: list[str] = []
     peaks: list[str] = []
-    graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
+    graph_ins, graph_out = [i.name for i in model.graph.input], model.graph.output[0].name
 
     def add_sources(paths) -> None:
         for p in paths:
@@ -268,27 +279,40 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     for tensor, (width, _) in tensors.items():
         wires.append(f"wire [{width - 1}:0] {_net(tensor)}_tdata;\nwire {_net(tensor)}_tvalid, {_net(tensor)}_tready;")
 
-    first, last = model.graph.node[0], model.graph.node[-1]
-    fin, lout = getCustomOp(first), getCustomOp(last)
-    in_dt, out_dt = fin.get_input_datatype(0), lout.get_output_datatype(0)
-    in_fold, out_fold = fin.get_folded_input_shape(0), lout.get_folded_output_shape(0)
+    streams = [_input_stream(model, name, "s_axis" if len(graph_ins) == 1 else f"s_axis_{k}")
+               for k, name in enumerate(graph_ins)]
+    lout = getCustomOp(model.graph.node[-1])
+    out_dt, out_fold = lout.get_output_datatype(0), lout.get_folded_output_shape(0)
+    first = streams[0]
     design = RtlDesign(
         top=TOP, rtl_dir=str(rtl_dir), sources=sources,
-        in_bits=in_dt.bitwidth(), in_elems_per_beat=int(in_fold[-1]), in_signed=in_dt.signed(),
-        in_beats_per_frame=int(np.prod(in_fold[:-1])),
+        in_bits=first["bits"], in_elems_per_beat=first["elems_per_beat"], in_signed=first["signed"],
+        in_beats_per_frame=first["beats_per_frame"],
         out_bits=out_dt.bitwidth(), out_elems_per_beat=int(out_fold[-1]), out_signed=out_dt.signed(),
         out_beats_per_frame=int(np.prod(out_fold[:-1])),
-        in_shape=[int(v) for v in fin.get_normal_input_shape(0)],
+        in_shape=first["shape"],
         out_shape=[int(v) for v in lout.get_normal_output_shape(0)],
         fifo_depths=fifo_depths, clock_mhz=clock_mhz, default_fifo_depth=default_fifo_depth,
-        source_digest=digest, layers=layers, fifo_names=fifo_names, real_fifos=real_fifos)
+        source_digest=digest, layers=layers, fifo_names=fifo_names, real_fifos=real_fifos, inputs=streams)
     top_path = rtl_dir / f"{TOP}.v"
-    top_path.write_text(_top_verilog(design, tensors[graph_in][0], tensors[graph_out][0], _net(graph_in), _net(graph_out),
+    ports_in = [(st["port"], tensors[name][0], _net(name)) for st, name in zip(streams, graph_ins)]
+    top_path.write_text(_top_verilog(design, ports_in, tensors[graph_out][0], _net(graph_out),
                                      wires, instances, peaks))
     design.sources = sources + [str(top_path)]
     (rtl_dir / "filelist.f").write_text("\n".join(design.sources) + "\n")
     design.save()
     return design
+
+
+def _input_stream(model, tensor: str, port: str) -> dict:
+    """One input stream of the stitched top, as its first layer reads it."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    consumer = model.find_consumer(tensor)
+    inst, ind = getCustomOp(consumer), list(consumer.input).index(tensor)
+    dt, fold = inst.get_input_datatype(ind), inst.get_folded_input_shape(ind)
+    return {"port": port, "bits": dt.bitwidth(), "elems_per_beat": int(fold[-1]), "signed": dt.signed(),
+            "beats_per_frame": int(np.prod(fold[:-1])), "shape": [int(v) for v in inst.get_normal_input_shape(ind)]}
 
 
 def _connect(tensors: dict[str, tuple[int, str]], tensor: str, width: int, node: str) -> None:
@@ -319,30 +343,31 @@ def _instance(module: str, name: str, ports: dict[str, str], conns: dict[str, st
     return f"{module}{params} {name} (\n" + ",\n".join(lines) + "\n);"
 
 
-def _top_verilog(d: RtlDesign, in_width: int, out_width: int, graph_in: str, graph_out: str,
+def _top_verilog(d: RtlDesign, ports_in: list[tuple[str, int, str]], out_width: int, graph_out: str,
                  wires: list[str], instances: list[str], peaks: list[str]) -> str:
+    """``ports_in``: (port prefix, TDATA width, net) of every input stream, in graph-input order."""
     count_bits = max(1, int(np.ceil(np.log2(d.out_beats_per_frame + 1))))
     peak_ports = "".join(f",\n    output wire [31:0] {p}" for p in peaks)
+    in_ports = "".join(f"    input  wire [{width - 1}:0] {port}_tdata,\n    input  wire {port}_tvalid,\n"
+                       f"    output wire {port}_tready,\n" for port, width, _ in ports_in)
+    in_assigns = "".join(f"assign {net}_tdata = {port}_tdata;\nassign {net}_tvalid = {port}_tvalid;\n"
+                         f"assign {port}_tready = {net}_tready;\n" for port, _, net in ports_in)
+    frame = ", ".join(f"{st['port']}: {st['beats_per_frame']} beats ({st['elems_per_beat']} x {st['bits']} bit)"
+                      for st in d.streams_in)
     return f"""// Generated by fpga_gan.sim.rtl: the stitched dataflow partition. Do not edit.
-// One frame: {d.in_beats_per_frame} input beats ({d.in_elems_per_beat} x {d.in_bits} bit),
-// {d.out_beats_per_frame} output beats ({d.out_elems_per_beat} x {d.out_bits} bit), TLAST on the last.
+// One frame in: {frame};
+// out: {d.out_beats_per_frame} beats ({d.out_elems_per_beat} x {d.out_bits} bit), TLAST on the last.
 `timescale 1ns / 1ps
 module {d.top} (
     input  wire ap_clk,
     input  wire ap_rst_n,
-    input  wire [{in_width - 1}:0] s_axis_tdata,
-    input  wire s_axis_tvalid,
-    output wire s_axis_tready,
-    output wire [{out_width - 1}:0] m_axis_tdata,
+{in_ports}    output wire [{out_width - 1}:0] m_axis_tdata,
     output wire m_axis_tvalid,
     input  wire m_axis_tready,
     output wire m_axis_tlast{peak_ports}
 );
 {chr(10).join(wires)}
-assign {graph_in}_tdata = s_axis_tdata;
-assign {graph_in}_tvalid = s_axis_tvalid;
-assign s_axis_tready = {graph_in}_tready;
-assign m_axis_tdata = {graph_out}_tdata;
+{in_assigns}assign m_axis_tdata = {graph_out}_tdata;
 assign m_axis_tvalid = {graph_out}_tvalid;
 assign {graph_out}_tready = m_axis_tready;
 

@@ -26,10 +26,14 @@ class SimError(CompileError):
     """A simulation that could not run or did not match; the message says which and why."""
 
 
-def _golden(child, frames_nhwc: np.ndarray) -> np.ndarray:
+def _golden(child, frames_nhwc) -> np.ndarray:
+    """FINN's Python execution frame by frame; ``frames_nhwc`` is one array (frames, ...) or, for a
+    multi-input partition, a list of them in graph-input order."""
     from ..compiler.pipeline import execute_golden
 
-    return np.stack([execute_golden(child, frame[None].astype(np.float32))[0] for frame in frames_nhwc])
+    streams = [frames_nhwc] if isinstance(frames_nhwc, np.ndarray) else list(frames_nhwc)
+    return np.stack([execute_golden(child, [s[i][None].astype(np.float32) for s in streams])[0]
+                     for i in range(len(streams[0]))])
 
 
 FIFO_FILE = "fifo_depths.json"
@@ -147,7 +151,7 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
     try:
         simulator = simulator_version()
         rng = np.random.default_rng(seed)
-        dtype = child.get_tensor_datatype(child.graph.input[0].name)
+        dtypes = [child.get_tensor_datatype(i.name) for i in child.graph.input]
         estimate = json.loads((build_dir / "report.json").read_text())["totals"]["cycles_per_frame"]
         stall = stall_cycles or max(200_000, 4 * int(estimate))
         depths = None
@@ -164,17 +168,19 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
             rtl_seconds = time.perf_counter() - start
             log(f"RTL ({'unbounded gauge FIFOs' if fifo_depths is None else 'sized FIFOs'}): "
                 f"{len(design.sources)} files in {design.rtl_dir} ({rtl_seconds:.1f} s)")
-            if inputs is None:
-                inputs = rng.integers(int(dtype.min()), int(dtype.max()) + 1, size=(frames, *design.in_shape[1:]))
+            if inputs is None:                          # random frames of every input stream, in its code range
+                inputs = [rng.integers(int(dt.min()), int(dt.max()) + 1, size=(frames, *st["shape"][1:]))
+                          for dt, st in zip(dtypes, design.streams_in)]
                 expected = _golden(child, inputs).astype(np.int64)
             sim_build, build_seconds, cached = build(design.top, design.sources, build_dir / "sim", waves=waves,
                                                      log=log)
             log(f"Verilator build: {'cached' if cached else f'{build_seconds:.1f} s'}")
             run = run_frames(design.top, sim_build,
-                             frames_to_beats(inputs, design.in_bits, design.in_elems_per_beat),
+                             [frames_to_beats(x, st["bits"], st["elems_per_beat"])
+                              for x, st in zip(inputs, design.streams_in)],
                              frames_to_beats(expected, design.out_bits, design.out_elems_per_beat),
                              build_dir / "sim", backpressure=backpressure, seed=seed, stall_cycles=stall,
-                             waves=waves)
+                             waves=waves, ports=[st["port"] for st in design.streams_in])
             return design, run, rtl_seconds, build_seconds, cached, sim_build
 
         if depths is not None:

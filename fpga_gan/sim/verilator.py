@@ -109,23 +109,34 @@ def build(top: str, sources: list[str], work_dir: Path, waves: bool = False, log
     return sim_build, time.perf_counter() - start, False
 
 
-def run_frames(top: str, sim_build: Path, inputs: np.ndarray, expected: np.ndarray | None, work_dir: Path,
+def run_frames(top: str, sim_build: Path, inputs, expected: np.ndarray | None, work_dir: Path,
                backpressure: float = 0.0, seed: int = 0, stall_cycles: int = 200_000,
-               waves: bool = False) -> SimRun:
-    """Stream packed frames through the built simulator; returns what came out and the measurements."""
+               waves: bool = False, ports: list[str] | None = None) -> SimRun:
+    """Stream packed frames through the built simulator; returns what came out and the measurements.
+
+    ``inputs``: packed frames (frames, beats, bytes) of the one input stream, or a list of them,
+    one per input stream of a multi-input design, sent on the AXI-Stream ports ``ports``
+    (default: ``s_axis`` for one stream, ``s_axis_<k>`` for several), each with its own random
+    idle cycles."""
     from cocotb_tools.runner import get_runner
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     vectors = work_dir / "vectors.npz"
-    arrays = {"inputs": inputs} if expected is None else {"inputs": inputs, "expected": expected}
+    streams = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    ports = ports or (["s_axis"] if len(streams) == 1 else [f"s_axis_{k}" for k in range(len(streams))])
+    if len(ports) != len(streams):
+        raise SimulatorError(f"{len(streams)} input streams for the ports {ports}")
+    arrays = {"inputs": streams[0]} if len(streams) == 1 else {f"inputs_{k}": a for k, a in enumerate(streams)}
+    if expected is not None:
+        arrays["expected"] = expected
     np.savez(vectors, **arrays)
     result_path = work_dir / "result.json"
     for stale in work_dir.glob("result.json*"):
         stale.unlink()
     env = {"FPGA_GAN_SIM_VECTORS": str(vectors), "FPGA_GAN_SIM_RESULT": str(result_path),
            "FPGA_GAN_SIM_BACKPRESSURE": str(backpressure), "FPGA_GAN_SIM_SEED": str(seed),
-           "FPGA_GAN_SIM_STALL_CYCLES": str(stall_cycles)}
+           "FPGA_GAN_SIM_STALL_CYCLES": str(stall_cycles), "FPGA_GAN_SIM_INPUT_PORTS": ",".join(ports)}
     start = time.perf_counter()
     try:
         get_runner("verilator").test(hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module="tb_accelerator",

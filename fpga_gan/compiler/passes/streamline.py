@@ -18,6 +18,7 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
+from .residual import AlignResidualAddGrids, MoveEqualTransposesPastAdd
 from .rounding import RoundTieThresholdsOnIntegers
 from .tidy import MoveAffinePastDataMovement
 
@@ -46,11 +47,14 @@ class StreamlineGAN(Transformation):
         model = _to_fixed_point(model, [
             Streamline(), MoveAffinePastDataMovement(), reorder.MoveMulPastJoinConcat(),
             reorder.MoveAddPastJoinConcat(), reorder.MoveLinearPastFork(),
+            # residual adds: one scale past the add, or both inputs aligned on one grid (.residual)
+            reorder.MoveLinearPastEltwiseAdd(), AlignResidualAddGrids(),
         ])
         model = model.transform(LowerConvsToMatMul())
         model = _to_fixed_point(model, [
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
+            MoveEqualTransposesPastAdd(),
         ])
         model = model.transform(RoundTieThresholdsOnIntegers()).transform(RemoveIdentityThresholds())
         model = model.transform(InferDataLayouts()).transform(InferDataTypes()).transform(RemoveUnusedTensors())

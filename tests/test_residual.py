@@ -109,6 +109,11 @@ def test_residual_block_compiles_to_rtl_bit_exactly(tmp_path, grid, bias, requan
     assert lhs == rhs and out.bitwidth() == lhs.bitwidth() + 1 and out.signed()
     expected_in = {"shared": "INT4", "relu_skip": "INT5", "pow2": "INT6"}[grid]
     assert lhs.name == expected_in
+    # folded with the rest (SetFolding skips FINN's RTL adds) and costed (FINN counts no LUTs for it)
+    rows = {n["name"]: n for n in result.report["nodes"]}
+    row = rows[add.onnx_node.name]
+    assert row["cycles"] <= max(n["cycles"] for name, n in rows.items() if name != add.onnx_node.name)
+    assert row["lut"] > 0
 
 
 def test_scales_in_no_integer_ratio_are_a_clear_error(tmp_path):
@@ -171,7 +176,7 @@ def test_residual_block_simulates_bit_exactly_under_backpressure(tmp_path):
 
     result = _compile(tmp_path, export_residual(tmp_path / "res.onnx", "pow2"))
     report = simulate(result.build_dir, frames=2, backpressure=0.3, log=lambda _: None)
-    assert report["frames"] == 2 and report["mismatches"] == 0
+    assert report["frames"] == 4 and report["mismatches"] == 0           # 2 throughput + 2 backpressure
     assert report["fifos"] == "sized"
     skip = set(report["skip_fifos"])
     assert skip                                          # the bypass FIFOs of the add are found ...

@@ -17,11 +17,11 @@ lives here, behind :func:`op_facts`, so no other module tests the op's name:
   and the 4-deep output queue are estimated here;
 * lint: the wrapper FINN fills for the op is linted with finn-rtllib's sources.
 
-HOOKS (call sites that use these facts; the ``ops`` registry takes them over at merge):
-``fpga_gan.sim.run.skip_fifos`` (:func:`joins_skip`, :func:`on_skip_path`),
-``fpga_gan.compiler.folding._fold`` (:func:`fold_for_cycles`).
-Not yet hooked: ``estimates.node_estimates`` / ``folding.resource_totals`` should add
-:func:`lut_estimate` for these nodes (FINN reports 0 LUTs for them).
+HOOKS (the call sites that use these facts, each marked ``# HOOK``; the ``ops`` registry takes
+them over at merge): ``fpga_gan.sim.run.skip_fifos`` (:func:`joins_skip`, :func:`on_skip_path`),
+``fpga_gan.compiler.folding._fold`` (``op_facts(node).fold``),
+``fpga_gan.compiler.folding.resource_totals`` and ``fpga_gan.compiler.estimates.node_estimates``
+(``op_facts(node).lut_estimate``: FINN reports 0 LUTs for the op).
 """
 
 from __future__ import annotations

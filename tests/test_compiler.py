@@ -166,42 +166,6 @@ def test_folding_file_is_validated_and_applied(tmp_path):
     assert np.all([s["bit_exact"] for s in stages])
 
 
-class _Unstreamable(nn.Module):
-    """A residual Add, which no RTL layer here streams."""
-
-    def __init__(self, deconv_kernel: int | None = None) -> None:
-        super().__init__()
-        from fpga_gan.models.layers import QuantSpec, conv2d, conv_transpose2d, image_input, image_output, relu
-
-        spec = QuantSpec()
-        self.inp = image_input(spec)
-        self.a = nn.Sequential(conv2d(3, 4, 3, 1, 1, spec=spec, weight_bits=8), relu(spec))
-        self.b = nn.Sequential(conv2d(4, 4, 3, 1, 1, spec=spec), relu(spec, self.a[1]))
-        self.up = (nn.Sequential(conv_transpose2d(4, 4, deconv_kernel, 2, 1, spec=spec), relu(spec, self.a[1]))
-                   if deconv_kernel else None)
-        self.out = conv2d(4, 3, 1, spec=spec, weight_bits=8)
-        self.out_q = image_output(spec)
-
-    def forward(self, x):
-        a = self.a(self.inp(x))
-        y = self.up(a) if self.up is not None else a + self.b(a)
-        return self.out_q(self.out(y))
-
-
-@pytest.mark.parametrize("case, expected", [
-    (None, r"Add node '[^']+' \(between hardware layers\) has no streaming implementation; fold the bias"),
-])
-def test_unsupported_graphs_name_the_node_the_op_and_the_fix(tmp_path, case, expected):
-    from brevitas.export import export_qonnx
-
-    torch.manual_seed(0)
-    path = tmp_path / "unstreamable.onnx"
-    export_qonnx(_Unstreamable(case).eval(), torch.rand(1, 3, 8, 8), export_path=str(path), dynamo=False)
-    with pytest.raises(CompileError, match=expected):
-        _compile(tmp_path, str(path), "pynq-z2")
-    assert json.loads((tmp_path / "build" / "state.json").read_text())["complete"] is False
-
-
 def test_why_not_rtl_explains_finns_rtl_mvu_rules():
     """FINN silently falls back to HLS for MVAUs its RTL MVU cannot take; we say why and what to do."""
     from onnx import TensorProto, helper

@@ -92,12 +92,14 @@ THROUGHPUT_SLACK = 1.01
 def skip_fifos(model) -> set[str]:
     """The FIFOs that buffer a skip connection.
 
-    They sit between a DuplicateStreams output and a StreamingConcat input with only FIFOs and
-    width converters in between, and must hold everything the long branch delays, or the design
+    They sit between a DuplicateStreams output and a StreamingConcat (or residual add) input with
+    only FIFOs and width converters (or a residual requantizer) in between, and must hold everything the long branch delays, or the design
     deadlocks. Every other FIFO only smooths rates: backpressure makes a shallow one safe, and its
     peak fill in an unbounded run is mostly the backlog of a greedy source, not a need (the
     try-on's input FIFOs filled to 40,000 beats, which no board could afford).
     """
+    from ..ops.elementwise_add import joins_skip, on_skip_path   # HOOK: residual adds (ops registry at merge)
+
     skip: set[str] = set()
     for node in model.graph.node:
         if not node.op_type.startswith("DuplicateStreams"):
@@ -105,10 +107,11 @@ def skip_fifos(model) -> set[str]:
         for tensor in node.output:
             path = []
             consumer = model.find_consumer(tensor)
-            while consumer is not None and consumer.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            while consumer is not None and (consumer.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter"))
+                                            or on_skip_path(consumer)):
                 path.append(consumer)
                 consumer = model.find_consumer(consumer.output[0])
-            if consumer is not None and consumer.op_type.startswith("StreamingConcat"):
+            if consumer is not None and (consumer.op_type.startswith("StreamingConcat") or joins_skip(consumer)):
                 skip.update(n.name for n in path if n.op_type.startswith("StreamingFIFO"))
     return skip
 

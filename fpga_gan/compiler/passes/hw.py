@@ -18,6 +18,7 @@ from qonnx.util.basic import get_by_name
 
 from ...ops import DOMAIN, FINN_RTL_DOMAIN
 from .phases import SplitSubPixelPhases
+from .residual import InferResidualAdd, WidenResidualAddInputs, specialize_residual_adds
 
 __all__ = ["ConvertToGANHWLayers", "InferStreamingConcat", "InferDuplicateStreams", "PropagateCropDatatypes", "specialize_rtl",
            "unsupported_nodes"]
@@ -30,7 +31,8 @@ _WHAT_TO_CHANGE = {
     "Resize": "use nearest upsampling by an integer factor followed by a convolution",
     "MultiThreshold": "keep activations quantized with per-tensor power-of-two scales",
     "Mul": "use power-of-two scales and no batch norm between convolution and activation",
-    "Add": "fold the bias into the convolution; residual adds are not supported yet",
+    "Add": ("fold the bias into the convolution; a residual add needs both inputs quantized (QuantIdentity / "
+            "QuantReLU) with power-of-two scales, best one shared quantizer"),
     "Conv": "use quantized weights (Brevitas QuantConv2d) and a quantized input",
     "MatMul": "use quantized weights and a quantized input",
 }
@@ -116,8 +118,9 @@ class ConvertToGANHWLayers(Transformation):
         from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
         from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
-        for t in (InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
-                  InferStreamingConcat(), InferDuplicateStreams(),
+        for t in (WidenResidualAddInputs(),      # residual adds: both inputs on one datatype (.residual)
+                  InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
+                  InferStreamingConcat(), InferResidualAdd(), InferDuplicateStreams(),
                   # integer thresholds inside their input's range first: FINN's Thresholding
                   # asserts thresholds >= 0 on an unsigned input when it sizes its weights
                   RoundAndClipThresholds(),
@@ -214,7 +217,7 @@ def specialize_rtl(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
             if style is not None:
                 node.attribute.remove(style)
             node.attribute.append(helper.make_attribute("preferred_impl_style", "rtl"))
-    model = model.transform(SpecializeLayers(fpgapart))
+    model = specialize_residual_adds(model).transform(SpecializeLayers(fpgapart))
     for node in model.graph.node:
         if node.domain == DOMAIN and not node.op_type.endswith("_rtl"):
             node.op_type += "_rtl"

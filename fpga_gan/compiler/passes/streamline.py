@@ -19,6 +19,7 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from .forks import MergeIdenticalSiblings
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
+from .residual import AlignResidualAddGrids, MoveEqualTransposesPastAdd
 from .rounding import RoundTieThresholdsOnIntegers
 from .tidy import MoveAffinePastDataMovement
 
@@ -48,11 +49,14 @@ class StreamlineGAN(Transformation):
         model = _to_fixed_point(model, [
             Streamline(), MoveAffinePastDataMovement(), reorder.MoveMulPastJoinConcat(),
             reorder.MoveAddPastJoinConcat(), reorder.MoveLinearPastFork(),
+            # residual adds: one scale past the add, or both inputs aligned on one grid (.residual)
+            reorder.MoveLinearPastEltwiseAdd(), AlignResidualAddGrids(),
         ])
         model = model.transform(LowerConvsToMatMul())
         model = _to_fixed_point(model, [
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
+            MoveEqualTransposesPastAdd(),
         ])
         # once, after the moves: FINN's MoveTransposePastFork would push a merged Transpose back down
         model = model.transform(MergeIdenticalSiblings())

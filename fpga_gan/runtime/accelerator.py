@@ -33,7 +33,13 @@ class TensorSpec:
     @classmethod
     def from_json(cls, d: dict) -> "TensorSpec":
         rng = d.get("range")
-        return cls(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), float(d["scale"]),
+        try:
+            scale = float(d["scale"])
+        except (TypeError, ValueError):
+            scale = float("nan")
+        if not (np.isfinite(scale) and scale > 0):   # 0 or NaN would turn every code into garbage
+            raise ValueError(f"tensor {d['name']!r}: scale {d['scale']!r} is not a finite positive number")
+        return cls(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), scale,
                    int(d["bits"]), bool(d["signed"]), tuple(rng) if rng else None)
 
 
@@ -79,6 +85,8 @@ class Artifact:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{meta_path} must hold a JSON object, not a {type(meta).__name__}")
         version = meta.get("schema_version")
         if version != SUPPORTED_SCHEMA:
             raise ArtifactError(f"{meta_path}: schema_version {version!r} is not supported "
@@ -88,6 +96,8 @@ class Artifact:
                        TensorSpec.from_json(meta["outputs"][0]))
         except (KeyError, IndexError, TypeError) as exc:
             raise ArtifactError(f"{meta_path} lacks a field the runtime needs: {exc}") from exc
+        except ValueError as exc:
+            raise ArtifactError(f"{meta_path}: {exc}") from exc
 
     def file(self, key: str) -> Path:
         name = self.meta.get("files", {}).get(key)

@@ -112,12 +112,15 @@ sim: $(STAMP)
 	$(FG) compile $(MODEL) --board $(BOARD) --out $(SIM_BUILD)
 	$(FG) sim $(SIM_BUILD) --frames $(SIM_FRAMES)
 
+# FOLDING=file.json: the folding of `fpga-gan compile --folding`, carried into the FINN build
+FOLDING ?=
+FOLDING_ARG := $(if $(FOLDING),--folding $(FOLDING),)
 finn-build: $(STAMP)
-	$(FG) finn-build $(MODEL) --board $(BOARD)
+	$(FG) finn-build $(MODEL) --board $(BOARD) $(FOLDING_ARG)
 
 # Everything Vivado-free first (compile, RTL, FIFO sizing, FINN build dir); then FINN + Vivado.
 bitstream: $(STAMP)
-	$(FG) bitstream $(MODEL) --board $(BOARD)
+	$(FG) bitstream $(MODEL) --board $(BOARD) $(FOLDING_ARG)
 
 DEPLOY_ARGS ?=
 deploy: $(STAMP)

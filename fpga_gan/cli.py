@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import traceback
@@ -16,6 +17,9 @@ from . import __version__
 from .errors import INTERNAL_ERROR_EXIT, REPORT_URL, USER_ERROR_EXIT, InternalError, UserError
 
 
+MAX_IMAGE_SIDE = 4096   # a generator's image side; beyond it the memory, not the model, is the limit
+
+
 def _parse_size(value: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in value.lower().split("x"))
@@ -23,7 +27,50 @@ def _parse_size(value: str) -> tuple[int, int]:
         raise click.BadParameter(f"size must look like HxW (e.g. 64x48), got {value!r}") from None
     if h <= 0 or w <= 0:
         raise click.BadParameter(f"size must be positive, got {value!r}")
+    if max(h, w) > MAX_IMAGE_SIDE:
+        raise click.BadParameter(f"size {value!r} is too large (at most {MAX_IMAGE_SIDE} per side)")
     return h, w
+
+
+def _parse_widths(value: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"--widths must be comma-separated channel counts (e.g. 16,32,64,64), "
+                                 f"got {value!r}") from None
+    if not widths or any(w < 1 or w > 4096 for w in widths):
+        raise click.BadParameter(f"--widths entries must be between 1 and 4096, got {value!r}")
+    return widths
+
+
+class _FinitePositive(click.ParamType):
+    """A float that is > 0 and finite (click's FloatRange lets nan and inf through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a finite positive number", param, ctx)
+        return number
+
+
+POSITIVE = _FinitePositive()
+
+
+def _image_output(ctx, param, value: Path | None) -> Path | None:
+    """An output image path: not a directory, with an extension PIL writes."""
+    if value is None:
+        return value
+    if value.is_dir():
+        raise click.BadParameter(f"{value} is a directory; give a file name such as {value / 'out.png'}")
+    Image.init()
+    if value.suffix.lower() not in Image.registered_extensions():
+        raise click.BadParameter(f"{value}: unknown image extension {value.suffix!r} (use .png or .jpg)")
+    return value
 
 
 def _fail(message: str) -> NoReturn:
@@ -102,9 +149,9 @@ def train() -> None:
 @train.command("tryon")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Data set root.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--steps", default=6000, show_default=True)
-@click.option("--batch", default=16, show_default=True)
-@click.option("--lr", default=3e-4, show_default=True)
+@click.option("--steps", default=6000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=3e-4, show_default=True, type=POSITIVE)
 @click.option("--widths", default="16,32,64,64", show_default=True, help="Channels per U-Net level.")
 @click.option("--size", default="64x48", show_default=True, help="Image size HxW.")
 @click.option("--weight-bits", default=4, show_default=True)
@@ -129,7 +176,7 @@ def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: f
     from .train import TryOnTrainConfig, train_tryon
 
     cfg = TryOnTrainConfig(data=str(data_dir), out=str(out_dir), steps=steps, batch=batch, lr=lr,
-                           widths=tuple(int(w) for w in widths.split(",")), size=_parse_size(size),
+                           widths=_parse_widths(widths), size=_parse_size(size),
                            quantized=not float_twin, weight_bits=weight_bits, act_bits=act_bits,
                            learned_act_scale=learned_act_scale,
                            init_from=str(init_from) if init_from else None, lr_decay_from=lr_decay_from,
@@ -142,12 +189,14 @@ def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: f
 
 @train.command("dcgan")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--steps", default=3000, show_default=True)
-@click.option("--batch", default=32, show_default=True)
-@click.option("--lr", default=2e-4, show_default=True)
-@click.option("--ngf", default=16, show_default=True, help="Generator width (64 = classic DCGAN-64).")
-@click.option("--nz", default=64, show_default=True, help="Latent size.")
-@click.option("--garments", default=4000, show_default=True, help="Rendered training garments.")
+@click.option("--steps", default=3000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=2e-4, show_default=True, type=POSITIVE)
+@click.option("--ngf", default=16, show_default=True, type=click.IntRange(1, 4096),
+              help="Generator width (64 = classic DCGAN-64).")
+@click.option("--nz", default=64, show_default=True, type=click.IntRange(1, 4096), help="Latent size.")
+@click.option("--garments", default=4000, show_default=True, type=click.IntRange(min=1),
+              help="Rendered training garments.")
 @click.option("--data-seed", default=1, show_default=True)
 @click.option("--weight-bits", default=4, show_default=True)
 @click.option("--act-bits", default=4, show_default=True)
@@ -235,7 +284,8 @@ _artifact_option = click.option("--artifact", type=click.Path(path_type=Path), d
 @click.option("--split", default="test", show_default=True)
 @click.option("--person", default=None, help="Person image name (e.g. 000123_00.png).")
 @click.option("--cloth", default=None, help="In-shop garment image name.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output PNG (one pair).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, callback=_image_output,
+              help="Output PNG (one pair).")
 @click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), default=None,
               help="A pairs file (person cloth per line) to dress many.")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=None, help="Output folder for --pairs.")
@@ -272,7 +322,8 @@ def tryon(data_dir: Path, split: str, person: str | None, cloth: str | None, out
 
 @main.command()
 @click.option("-n", "count", default=16, show_default=True, help="Number of garments.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("designs.png"), show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("designs.png"), show_default=True,
+              callback=_image_output)
 @click.option("--seed", default=0, show_default=True, help="Seed of the latent vectors.")
 @_backend_option
 @_artifact_option
@@ -303,9 +354,9 @@ def demo(out_dir: Path, n_pairs: int, backend: str) -> None:
 @main.command("compile")
 @click.argument("model")
 @click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")
-@click.option("--target-fps", type=float, default=None,
+@click.option("--target-fps", type=POSITIVE, default=None,
               help="Frames per second to fold for (default: the fastest folding that fits the board).")
-@click.option("--clock-mhz", type=float, default=None, help="Clock (default: the board's usual clock).")
+@click.option("--clock-mhz", type=POSITIVE, default=None, help="Clock (default: the board's usual clock).")
 @click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
               help="A FINN folding JSON ({node: {PE, SIMD}}) to apply instead of automatic folding.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
@@ -377,19 +428,30 @@ def trace_cmd(build_dir: Path, input_file: Path | None) -> None:
 
 # ------------------------------------------------------------------------------- board artifacts
 def _board_options(func):
-    func = click.option("--clock-mhz", type=float, default=None, help="Clock (default: the board's usual clock).")(func)
-    func = click.option("--target-fps", type=float, default=None,
+    func = click.option("--clock-mhz", type=POSITIVE, default=None, help="Clock (default: the board's usual clock).")(func)
+    func = click.option("--target-fps", type=POSITIVE, default=None,
                         help="Frames per second to fold for (default: the fastest folding that fits).")(func)
     func = click.option("--build-dir", type=click.Path(path_type=Path), default=None,
                         help="Compile build directory (default: build/<model>-<board>/).")(func)
+    func = click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
+                        help="A FINN folding JSON, as for `fpga-gan compile --folding`.")(func)
     return click.option("--board", required=True, help="pynq-z2, ultra96, zcu104 or kv260.")(func)
+
+
+def _board_compile_config(model: str, board: str, build_dir: Path | None, target_fps: float | None,
+                          clock_mhz: float | None, folding_file: Path | None):
+    """The one CompileConfig that `finn-build` / `bitstream` carry down (validated here)."""
+    from .compiler.pipeline import CompileConfig
+
+    return CompileConfig(model=model, board=board, target_fps=target_fps, clock_mhz=clock_mhz,
+                         folding_file=folding_file, out_dir=build_dir, log=click.echo)
 
 
 @main.command("finn-build")
 @click.argument("model")
 @_board_options
-def finn_build_cmd(model: str, board: str, build_dir: Path | None, target_fps: float | None,
-                   clock_mhz: float | None) -> None:
+def finn_build_cmd(model: str, board: str, folding_file: Path | None, build_dir: Path | None,
+                   target_fps: float | None, clock_mhz: float | None) -> None:
     """Write the directory FINN's `finn build` runs on a Vivado machine (GAN passes as a custom step).
 
     Compiles MODEL (resuming), sizes the FIFOs in Verilator, checks the design with its FIFOs fits
@@ -398,7 +460,7 @@ def finn_build_cmd(model: str, board: str, build_dir: Path | None, target_fps: f
     """
     from .bitstream.build import prepare
 
-    plan = prepare(model, board, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=click.echo)
+    plan = prepare(_board_compile_config(model, board, build_dir, target_fps, clock_mhz, folding_file))
     click.echo(f"FINN build directory: {plan.handover} (see its README.md)")
 
 
@@ -407,8 +469,8 @@ def finn_build_cmd(model: str, board: str, build_dir: Path | None, target_fps: f
 @_board_options
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("bitstreams"), show_default=True,
               help="Artifacts go to OUT/<model>-<board>/.")
-def bitstream_cmd(model: str, board: str, build_dir: Path | None, target_fps: float | None, clock_mhz: float | None,
-                  out_root: Path) -> None:
+def bitstream_cmd(model: str, board: str, folding_file: Path | None, build_dir: Path | None,
+                  target_fps: float | None, clock_mhz: float | None, out_root: Path) -> None:
     """Build the bitstream of MODEL for a board: everything Vivado-free here, then FINN + Vivado.
 
     Without a supported Vivado it stops after writing the compile, the RTL and the FINN build
@@ -416,8 +478,8 @@ def bitstream_cmd(model: str, board: str, build_dir: Path | None, target_fps: fl
     """
     from .bitstream.build import build_bitstream
 
-    artifact = build_bitstream(model, board, out_root=out_root, target_fps=target_fps, clock_mhz=clock_mhz,
-                               build_dir=build_dir, log=click.echo)
+    artifact = build_bitstream(_board_compile_config(model, board, build_dir, target_fps, clock_mhz,
+                                                     folding_file), out_root=out_root)
     click.echo(f"artifact: {artifact} (copy it to the board, then: fpga-gan selftest {artifact})")
 
 

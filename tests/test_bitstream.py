@@ -245,11 +245,12 @@ def test_deploy_of_a_bitstream_artifact_packs_the_overlay(placeholder_artifact, 
                     reason="needs Vivado 2022.2 or 2024.2")
 def test_bitstream_with_vivado_builds_the_artifact(tiny_unet_build, tmp_path):
     from fpga_gan.bitstream.build import build_bitstream
+    from fpga_gan.compiler.pipeline import CompileConfig
     from fpga_gan.runtime.manifest import Manifest
 
     build, _ = tiny_unet_build
     source = json.loads((build / "state.json").read_text())["source"]
-    artifact = build_bitstream(source, "ultra96", out_root=tmp_path, build_dir=build,
-                               log=_quiet)
+    artifact = build_bitstream(CompileConfig(model=source, board="ultra96", out_dir=build, log=_quiet),
+                               out_root=tmp_path)
     Manifest.load(artifact).verify_files()
     assert np.load is not None and (artifact / "tiny_unet-ultra96.bit").stat().st_size > 1_000_000

@@ -24,11 +24,12 @@ def _compile(tmp_path: Path, model: str, board: str, **kw):
 
 def _child_nodes(build_dir: Path):
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
+
+    from fpga_gan.compiler.pipeline import partition_file
 
     parent = ModelWrapper(str(build_dir / f"{len(STAGES) - 1:02d}_{STAGES[-1]}.onnx"))
     partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
-    return parent, partitions, ModelWrapper(getCustomOp(partitions[0]).get_nodeattr("model"))
+    return parent, partitions, ModelWrapper(str(partition_file(parent, build_dir)))
 
 
 def _assert_all_rtl_one_partition(result) -> None:

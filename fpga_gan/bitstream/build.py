@@ -19,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..compiler.boards import Board, fit_check, get_board
 from ..compiler.errors import CompileError
 from .finn_build import FINN_OUTPUT_DIR, write_finn_build
 from .vivado import Vivado, VivadoMissing, find_vivado
+
+if TYPE_CHECKING:
+    from ..compiler.pipeline import CompileConfig
 
 BRAM18_BITS = 18 * 1024
 URAM_BITS = 288 * 1024
@@ -100,14 +104,15 @@ def sized_design(build_dir: Path, log: Callable[[str], None]):
     return RtlDesign.load(rtl_dir)
 
 
-def prepare(model: str, board_name: str, *, target_fps: float | None = None, clock_mhz: float | None = None,
-            build_dir: Path | None = None, log: Callable[[str], None] = print) -> BitstreamPlan:
-    """Every Vivado-free step of ``make bitstream``: compile, RTL + FIFO sizing, fit check, handover."""
-    from ..compiler.pipeline import CompileConfig, compile_model
+def prepare(cfg: "CompileConfig") -> BitstreamPlan:
+    """Every Vivado-free step of ``make bitstream``: compile, RTL + FIFO sizing, fit check, handover.
 
-    board = get_board(board_name)
-    cfg = CompileConfig(model=model, board=board.name, target_fps=target_fps, clock_mhz=clock_mhz,
-                        out_dir=build_dir, log=log)
+    ``cfg`` is the user's compile (board, target, clock, ``--folding``, build dir) as the CLI made
+    it: the bitstream is of the design the user compiled, not of a default folding.
+    """
+    from ..compiler.pipeline import compile_model
+
+    board, log = get_board(cfg.board), cfg.log
     result = compile_model(cfg)
     build_dir = result.build_dir
     if not (build_dir / "model.json").is_file():
@@ -217,11 +222,10 @@ def manifest_fields(plan: BitstreamPlan, meta: dict, vivado_version: str | None)
     }
 
 
-def build_bitstream(model: str, board_name: str, *, out_root: Path = Path("bitstreams"),
-                    target_fps: float | None = None, clock_mhz: float | None = None, build_dir: Path | None = None,
-                    log: Callable[[str], None] = print) -> Path:
+def build_bitstream(cfg: "CompileConfig", *, out_root: Path = Path("bitstreams")) -> Path:
     """``make bitstream``: the artifact directory, or :class:`VivadoMissing` after the Vivado-free part."""
-    plan = prepare(model, board_name, target_fps=target_fps, clock_mhz=clock_mhz, build_dir=build_dir, log=log)
+    log = cfg.log
+    plan = prepare(cfg)
     try:
         vivado = find_vivado()
     except VivadoMissing as err:

@@ -18,7 +18,7 @@ from qonnx.custom_op.registry import getCustomOp
 from .boards import fit_check
 from .errors import CompileError
 
-__all__ = ["apply_folding", "validate_folding", "resource_totals"]
+__all__ = ["apply_folding", "check_folded", "validate_folding", "resource_totals"]
 
 
 def resource_totals(model: ModelWrapper, fpgapart: str) -> dict:
@@ -185,8 +185,30 @@ def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
     return balance_memories(model, ctx.board)
 
 
+def _schema_problems(config, source: str) -> list[str]:
+    """The shape of a folding file: {node name: {attribute: value}}, plus FINN's optional
+    ``"Defaults": {attribute: [value, "all" | [op types], ...]}``."""
+    if not isinstance(config, dict):
+        return [f"the top level must be a JSON object {{node name: {{PE, SIMD, ...}}}}, not a {type(config).__name__}"]
+    problems = []
+    for name, attrs in config.items():
+        if not isinstance(attrs, dict):
+            problems.append(f"{name!r}: must map attribute names to values, got {type(attrs).__name__} {attrs!r}")
+        elif name == "Defaults":
+            for key, spec in attrs.items():
+                pairs_ok = isinstance(spec, list) and spec and len(spec) % 2 == 0 and all(
+                    ops == "all" or (isinstance(ops, list) and all(isinstance(o, str) for o in ops))
+                    for ops in spec[1::2])
+                if not pairs_ok:
+                    problems.append(f"Defaults {key!r}: must be [value, \"all\" or [op types], ...], got {spec!r}")
+    return problems
+
+
 def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:
     """Reject unknown nodes and PE / SIMD values that break FINN's divisibility rules."""
+    schema = _schema_problems(config, source)
+    if schema:
+        raise CompileError(f"folding file {source} is invalid:\n  " + "\n  ".join(schema))
     names = {n.name: n for n in model.graph.node}
     problems = []
     for name, attrs in config.items():
@@ -198,9 +220,11 @@ def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:
         inst = getCustomOp(names[name])
         op = names[name].op_type
         for key, value in attrs.items():
-            if key not in ("PE", "SIMD") or not isinstance(value, int) or value < 1:
+            if key not in ("PE", "SIMD") or not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 if key in ("PE", "SIMD"):
                     problems.append(f"{name} ({op}): {key} must be a positive integer, got {value!r}")
+                elif key not in inst.get_nodeattr_types():
+                    problems.append(f"{name} ({op}) has no attribute {key!r}")
                 continue
             try:
                 inst.get_nodeattr(key)
@@ -223,6 +247,32 @@ def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:
                 problems.append(f"{name} ({op}): {key}={value} does not divide its {what} ({limit})")
     if problems:
         raise CompileError(f"folding file {source} is invalid:\n  " + "\n  ".join(problems))
+
+
+def check_folded(model: ModelWrapper, source: str) -> None:
+    """After a folding file is applied (its Defaults included): ask every layer whether its own
+    folded stream shapes hold its tensors, so a PE or SIMD that fits no layer fails here, with the
+    node named, and not later in RTL generation."""
+    problems = []
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        found = []
+        try:
+            found += list(inst._problems()) if hasattr(inst, "_problems") else []
+            ports = [("input", i, inst.get_normal_input_shape, inst.get_folded_input_shape)
+                     for i, t in enumerate(node.input) if model.get_initializer(t) is None]
+            ports += [("output", i, inst.get_normal_output_shape, inst.get_folded_output_shape)
+                      for i in range(len(node.output))]
+            for what, index, normal, folded in ports:
+                n, f = tuple(normal(index)), tuple(folded(index))
+                if math.prod(n) != math.prod(f):
+                    found.append(f"its folded {what} {index} {f} does not hold the {n} tensor")
+        except Exception as err:  # FINN's ops assert their folding rules
+            found.append(str(err) or type(err).__name__)
+        problems += [f"{node.name} ({node.op_type}): {p}" for p in found]
+    if problems:
+        raise CompileError(f"folding file {source} gives layers a PE / SIMD they cannot take:\n  "
+                           + "\n  ".join(problems))
 
 
 def _fastest_fitting(model: ModelWrapper, ctx) -> tuple[ModelWrapper, dict]:
@@ -275,10 +325,16 @@ def apply_folding(model: ModelWrapper, ctx) -> ModelWrapper:
     if cfg.folding_file:
         try:
             config = json.loads(Path(cfg.folding_file).read_text())
-        except json.JSONDecodeError as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CompileError(f"folding file {cfg.folding_file} is not valid JSON: {err}") from err
         validate_folding(model, config, str(cfg.folding_file))
-        model = balance_memories(model.transform(ApplyConfig(config)), board)
+        try:
+            model = model.transform(ApplyConfig(config))
+        except (AttributeError, AssertionError, ValueError) as err:
+            raise CompileError(f"folding file {cfg.folding_file} cannot be applied: {err or type(err).__name__}") \
+                from err
+        check_folded(model, str(cfg.folding_file))
+        model = balance_memories(model, board)
     elif cfg.target_fps:
         model = _fold(model, clock_hz / cfg.target_fps, ctx)
     else:

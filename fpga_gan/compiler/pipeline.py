@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -41,6 +42,8 @@ STAGES = ("tidy", "gan_lowering", "qonnx_to_finn", "streamline", "convert_to_hw"
           "dataflow_partition", "specialize", "folding", "estimates")
 # Stages after this one depend on the board and folding settings, the ones up to it only on the model.
 _MODEL_ONLY_STAGES = STAGES[:STAGES.index("specialize") + 1]
+# No FPGA fabric runs a streaming design faster; a larger --clock-mhz is a typo (kHz, Hz).
+MAX_CLOCK_MHZ = 1000
 
 
 @dataclass
@@ -56,6 +59,50 @@ class CompileConfig:
     seed: int = 0
     mvau_wwidth_max: int = 1024
     log: Callable[[str], None] = field(default=print, repr=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value before any stage runs: a bad one raises :class:`CompileError` naming it
+        (``--clock-mhz 0`` once became the board's clock silently, ``nan`` failed after nine stages)."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise CompileError("the model must be a zoo name or a QONNX .onnx file, got nothing")
+        get_board(self.board)
+        for option, value in (("--target-fps", self.target_fps), ("--clock-mhz", self.clock_mhz)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise CompileError(f"{option} must be a finite positive number, got {value!r}")
+        if self.clock_mhz is not None and self.clock_mhz > MAX_CLOCK_MHZ:
+            raise CompileError(f"--clock-mhz {self.clock_mhz:g} is beyond any FPGA fabric clock "
+                               f"(at most {MAX_CLOCK_MHZ} MHz)")
+        for name, value, least in (("seed", self.seed, 0), ("mvau_wwidth_max", self.mvau_wwidth_max, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise CompileError(f"{name} must be an integer >= {least}, got {value!r}")
+        out = self.build_dir()
+        if out.exists() and not out.is_dir():
+            raise CompileError(f"build directory {out} exists and is not a directory; give --out a directory")
+        if self.folding_file is not None:
+            self._validate_folding_file(Path(self.folding_file))
+
+    @staticmethod
+    def _validate_folding_file(path: Path) -> None:
+        """The file's JSON shape; its node names and PE / SIMD are checked against the graph at the
+        folding stage (:func:`fpga_gan.compiler.folding.validate_folding`)."""
+        from .folding import _schema_problems
+
+        if not path.is_file():
+            raise CompileError(f"folding file {path} does not exist" if not path.exists()
+                               else f"folding file {path} is not a file")
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CompileError(f"folding file {path} is not valid JSON: {err}") from err
+        problems = _schema_problems(config, str(path))
+        if problems:
+            raise CompileError(f"folding file {path} is invalid:\n  " + "\n  ".join(problems))
 
     def model_name(self) -> str:
         path = Path(self.model)
@@ -234,16 +281,23 @@ def _convert_to_hw(model, ctx: _Context):
 
 
 def _dataflow_partition(model, ctx: _Context):
-    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    import shutil
 
-    part_dir = ctx.build_dir / "partition"
-    part_dir.mkdir(exist_ok=True)
-    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(part_dir.resolve())))
-    partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
-    if len(partitions) != 1:
-        raise CompileError(f"the dataflow graph split into {len(partitions)} partitions, expected one; "
-                           f"nodes outside: {[n.op_type for n in parent.graph.node]}")
-    _order_partition_inputs(parent, partitions[0])
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from qonnx.custom_op.registry import getCustomOp
+
+    (ctx.build_dir / PARTITION_DIR).mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ctx.build_dir) as tmp:
+        parent = model.transform(CreateDataflowPartition(partition_model_dir=str(Path(tmp).resolve())))
+        partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+        if len(partitions) != 1:
+            raise CompileError(f"the dataflow graph split into {len(partitions)} partitions, expected one; "
+                               f"nodes outside: {[n.op_type for n in parent.graph.node]}")
+        _order_partition_inputs(parent, partitions[0])
+        inst = getCustomOp(partitions[0])
+        relative = _partition_name("dataflow_partition")
+        shutil.move(inst.get_nodeattr("model"), ctx.build_dir / relative)
+        inst.set_nodeattr("model", relative)
     return parent
 
 
@@ -285,22 +339,47 @@ def _order_partition_inputs(parent, partition) -> None:
     partition.input.extend(names)
 
 
-def _child(model):
-    from qonnx.core.modelwrapper import ModelWrapper
+PARTITION_DIR = "partition"
+
+
+def _partition_name(stage: str) -> str:
+    """Where ``stage`` writes the dataflow partition, relative to the build dir: one file per stage,
+    so no stage edits a file an earlier stage (or a copy of this build dir) still refers to."""
+    return f"{PARTITION_DIR}/{STAGES.index(stage):02d}_{stage}.onnx"
+
+
+def partition_file(parent, build_dir: Path) -> Path:
+    """The dataflow partition file of ``parent`` (a stage model of ``build_dir``): its
+    ``StreamingDataflowPartition`` names it relative to the build dir, so the dir can be moved."""
     from qonnx.custom_op.registry import getCustomOp
+
+    nodes = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if not nodes:
+        raise CompileError(f"a stage model in {build_dir} has no dataflow partition")
+    path = Path(getCustomOp(nodes[0]).get_nodeattr("model"))
+    if path.is_absolute() or ".." in path.parts:
+        raise CompileError(f"{build_dir} names its dataflow partition {path} outside itself (a build of an older "
+                           "fpga_gan): run fpga-gan compile on it again")
+    return Path(build_dir) / path
+
+
+def _child(model, build_dir: Path):
+    from qonnx.core.modelwrapper import ModelWrapper
 
     node = model.get_nodes_by_op_type("StreamingDataflowPartition")[0]
-    return node, ModelWrapper(getCustomOp(node).get_nodeattr("model"))
+    return node, ModelWrapper(str(partition_file(model, build_dir)))
 
 
-def _on_child(model, fn):
-    """Transform the dataflow partition's model in place (its file), return the parent."""
-    node, child = _child(model)
+def _on_child(model, fn, ctx: _Context, stage: str):
+    """Transform the dataflow partition's model into this stage's own partition file; return the
+    parent, now naming that file (the earlier stage's parent and partition stay as they were)."""
     from qonnx.custom_op.registry import getCustomOp
 
+    node, child = _child(model, ctx.build_dir)
     child = fn(child)
-    path = getCustomOp(node).get_nodeattr("model")
-    child.save(path)
+    relative = _partition_name(stage)
+    child.save(str(ctx.build_dir / relative))
+    getCustomOp(node).set_nodeattr("model", relative)
     return model
 
 
@@ -315,19 +394,19 @@ def _specialize(model, ctx: _Context):
             raise CompileError(f"no RTL implementation on {ctx.board.name} for:\n  " + "\n  ".join(not_rtl))
         return child
 
-    return _on_child(model, run)
+    return _on_child(model, run, ctx, "specialize")
 
 
 def _folding(model, ctx: _Context):
     from .folding import apply_folding
 
-    return _on_child(model, lambda child: apply_folding(child, ctx))
+    return _on_child(model, lambda child: apply_folding(child, ctx), ctx, "folding")
 
 
 def _estimates(model, ctx: _Context):
     from .estimates import node_estimates, subpixel_mvaus
 
-    _, child = _child(model)
+    _, child = _child(model, ctx.build_dir)
     ctx.notes["nodes"] = node_estimates(child, ctx.board.part)
     ctx.notes["subpixel_mvaus"] = subpixel_mvaus(child)
     return model
@@ -397,12 +476,13 @@ def _feeds(model, codes) -> dict[str, np.ndarray]:
     return dict(zip(names, arrays))
 
 
-def execute_golden(model, codes) -> np.ndarray:
+def execute_golden(model, codes, build_dir: Path | None = None) -> np.ndarray:
     """Run ``model`` (any stage, also a dataflow partition) on ``codes`` with every RTL layer as its
     backend-neutral golden model: the reference the stage checks and the RTL simulation compare to.
 
     ``codes``: one array for a single-input model, else a sequence in graph-input order (stages
-    rename inputs, never reorder them) or a dict by input name."""
+    rename inputs, never reorder them) or a dict by input name. ``build_dir``: where a parent
+    model's (relative) partition file lives."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.custom_op.registry import getCustomOp
@@ -413,7 +493,10 @@ def execute_golden(model, codes) -> np.ndarray:
         for i, node in enumerate(model.get_nodes_by_op_type("StreamingDataflowPartition")):
             inst = getCustomOp(node)
             child_path = str(Path(tmp) / f"partition_{i}.onnx")
-            _golden_view(ModelWrapper(inst.get_nodeattr("model"))).save(child_path)
+            stored = Path(inst.get_nodeattr("model"))
+            if build_dir is not None and not stored.is_absolute():
+                stored = Path(build_dir) / stored
+            _golden_view(ModelWrapper(str(stored))).save(child_path)
             inst.set_nodeattr("model", child_path)
         model = _golden_view(model)
         return execute_onnx(model, feeds)[model.graph.output[0].name]
@@ -474,6 +557,31 @@ def _tool_output_to(log_path: Path, title: str):
         yield
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _stage_files(model, path: Path, build_dir: Path) -> dict[str, str]:
+    """sha256 of a saved stage model and of the partition file it names, by name relative to the
+    build dir: what a resumed compile checks before it reuses the stage."""
+    files = [path, *([partition_file(model, build_dir)] if model.get_nodes_by_op_type("StreamingDataflowPartition")
+                     else [])]
+    return {os.path.relpath(f, build_dir): _sha256(f) for f in files}
+
+
+def _stage_files_intact(record: dict, build_dir: Path) -> bool:
+    """Every file of a saved stage is there, inside the build dir and unchanged (not truncated by an
+    interrupted write, not edited since): otherwise the stage is run again."""
+    files = record.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, digest in files.items():
+        path = build_dir / name
+        if Path(name).is_absolute() or ".." in Path(name).parts or not path.is_file() or _sha256(path) != digest:
+            return False
+    return True
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -502,12 +610,9 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
     from .passes.integer_io import all_input_codes
     from .report import totals_from_nodes, write_report
 
+    cfg.validate()   # again: a config may have been changed since it was made
     board = get_board(cfg.board)
-    clock = float(cfg.clock_mhz or board.default_clock_mhz)
-    if clock <= 0 or (cfg.target_fps is not None and cfg.target_fps <= 0):
-        raise CompileError("--clock-mhz and --target-fps must be positive")
-    if cfg.folding_file is not None and not Path(cfg.folding_file).is_file():
-        raise CompileError(f"folding file {cfg.folding_file} does not exist")
+    clock = float(board.default_clock_mhz if cfg.clock_mhz is None else cfg.clock_mhz)
     build_dir = cfg.build_dir()
     build_dir.mkdir(parents=True, exist_ok=True)
     _finn_environment(build_dir)
@@ -540,7 +645,8 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         key = _stage_key(stage, cfg, digest)
         path = build_dir / f"{index:02d}_{stage}.onnx"
         record = done.get(stage)
-        if resuming and record and record.get("key") == key and path.is_file() and stage != "estimates":
+        if resuming and record and record.get("key") == key and stage != "estimates" \
+                and _stage_files_intact(record, build_dir):
             model = ModelWrapper(str(path))
             ctx.notes.update(record.get("notes", {}))
             state["stages"].append(record)
@@ -554,7 +660,7 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
             model.save(str(path))
             with explained_failures(f"{stage} (verification)"), \
                     _tool_output_to(build_dir / "finn.log", f"{stage} verification"):
-                got = execute_golden(model, codes)
+                got = execute_golden(model, codes, build_dir)
         except CompileError as err:
             state["failed_stage"] = stage
             state["error"] = str(err)
@@ -565,7 +671,8 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
         exact = bool(got.shape == expected.shape and np.array_equal(got, expected))
         seconds = time.perf_counter() - start
         record = {"stage": stage, "key": key, "seconds": round(seconds, 3), "bit_exact": exact, "inputs": 1,
-                  "notes": {k: v for k, v in ctx.notes.items() if k != "nodes"}}
+                  "notes": {k: v for k, v in ctx.notes.items() if k != "nodes"},
+                  "files": _stage_files(model, path, build_dir)}
         state["stages"].append(record)
         _write_json(state_path, state)
         cfg.log(f"[{index + 1}/{len(STAGES)}] {stage:<20} {seconds:6.1f} s  bit-exact: {'yes' if exact else 'NO'}")

@@ -73,18 +73,31 @@ def _make_batch_dynamic(proto) -> None:
     del proto.graph.value_info[:]
 
 
+def _lowest_ir_version(proto) -> None:
+    """The lowest IR version the graph's opsets allow: a QONNX file saved by a new onnx package says
+    IR 13, which the board image's ONNX Runtime (1.20: IR <= 10) refuses to load."""
+    from onnx.helper import find_min_ir_version_for
+
+    proto.ir_version = min(proto.ir_version, find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True))
+
+
 def write_qcdq(qonnx_model, path: Path, name: str) -> None:
     """The QCDQ form of a (cleaned) QONNX model, which ONNX Runtime runs, at ``path``."""
     from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
     from qonnx.util.cleanup import cleanup_model
 
+    from .qdq_bias import KeepOffGridBiasLayersInFloat, QuantizeBiasOnAccumulatorGrid
+
     qcdq_model = FoldConstantQuant().apply(qonnx_model.transform(QuantToQCDQ()))
     qcdq_model = cleanup_model(qcdq_model, preserve_qnt_ops=True)
+    # exact in any ONNX Runtime session, not only one that disables WeightBiasQuantization
+    qcdq_model = qcdq_model.transform(QuantizeBiasOnAccumulatorGrid()).transform(KeepOffGridBiasLayersInFloat())
     leftover = [n.name for n in qcdq_model.graph.node if n.op_type == "Quant"]
     if leftover:
         raise ArtifactExportError(f"{name}: Quant nodes {leftover} have no QCDQ form (bit width > 8 on a "
                                   "non-constant tensor?); ONNX Runtime could not run this model")
     _make_batch_dynamic(qcdq_model.model)
+    _lowest_ir_version(qcdq_model.model)
     qcdq_model.save(str(path))
 
 

@@ -39,7 +39,13 @@ class TensorSpec:
     @classmethod
     def from_json(cls, d: dict) -> "TensorSpec":
         rng = d.get("range")
-        return cls(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), float(d["scale"]),
+        try:
+            scale = float(d["scale"])
+        except (TypeError, ValueError):
+            scale = float("nan")
+        if not (np.isfinite(scale) and scale > 0):   # 0 or NaN would turn every code into garbage
+            raise ValueError(f"tensor {d['name']!r}: scale {d['scale']!r} is not a finite positive number")
+        return cls(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), scale,
                    int(d["bits"]), bool(d["signed"]), tuple(rng) if rng else None, int(d.get("zero_point", 0)))
 
 
@@ -96,6 +102,8 @@ class Artifact:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{meta_path} must hold a JSON object, not a {type(meta).__name__}")
         version = meta.get("schema_version")
         if version != SUPPORTED_SCHEMA:
             raise ArtifactError(f"{meta_path}: schema_version {version!r} is not supported "

@@ -17,8 +17,9 @@ class CpuBackend:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         try:
-            # WeightBiasQuantization (ORT >= 1.20) re-rounds float biases onto the accumulator grid,
-            # which changes results; every other optimisation is exact on our power-of-two graphs.
+            # Exports since fpga_gan.export.qdq_bias are exact under every optimisation level. An older
+            # artifact carries float biases that WeightBiasQuantization (ORT >= 1.20) re-rounds onto the
+            # accumulator grid; disabling it costs nothing on a new export, so it stays off for the old.
             self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
                                                  disabled_optimizers=["WeightBiasQuantization"])
         except Exception as exc:  # onnxruntime raises its own exception types

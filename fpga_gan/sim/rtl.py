@@ -74,7 +74,6 @@ class RtlDesign:
 def partition_model(build_dir: Path):
     """The folded dataflow partition of a finished compile, or a clear error."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
 
     from ..compiler.errors import CompileError
 
@@ -89,9 +88,10 @@ def partition_model(build_dir: Path):
     final = sorted(build_dir.glob("*_estimates.onnx"))
     if not final:
         raise CompileError(f"{build_dir} has no estimates stage model; it is from an older compile, run it again")
+    from ..compiler.pipeline import partition_file
+
     parent = ModelWrapper(str(final[-1]))
-    node = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
-    child_path = Path(getCustomOp(node).get_nodeattr("model"))
+    child_path = partition_file(parent, build_dir)   # relative to the build dir: it may have been moved
     if not child_path.is_file():
         raise CompileError(f"the dataflow partition {child_path} is missing; compile again")
     return parent, ModelWrapper(str(child_path)), state
@@ -101,11 +101,10 @@ def partition_digest(build_dir: Path) -> str:
     """Content hash of the compiled partition (a re-run compile that reused its stages keeps it)."""
     import hashlib
 
-    from qonnx.custom_op.registry import getCustomOp
+    from ..compiler.pipeline import partition_file
 
     parent, _, _ = partition_model(build_dir)
-    path = Path(getCustomOp(parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]).get_nodeattr("model"))
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(partition_file(parent, build_dir).read_bytes()).hexdigest()[:16]
 
 
 def _ports(verilog: str, module: str) -> dict[str, str]:

@@ -74,7 +74,8 @@ def design_for(build_dir: Path, fifo_depths: dict[str, int] | None = None, layer
     rtl_dir = build_dir / (name if cut is None else f"{name}-layers-{cut}")
     if (rtl_dir / "design.json").is_file():
         design = RtlDesign.load(rtl_dir)
-        if (all(Path(p).is_file() for p in design.sources) and design.source_digest == partition_digest(build_dir)
+        if (Path(design.rtl_dir).resolve() == rtl_dir.resolve()   # not another (copied-from) build dir's RTL
+                and all(Path(p).is_file() for p in design.sources) and design.source_digest == partition_digest(build_dir)
                 and design.real_fifos == (fifo_depths is not None)
                 and (fifo_depths is None or design.fifo_depths == fifo_depths)):
             return design

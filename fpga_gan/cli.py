@@ -172,6 +172,7 @@ def _weights_for(model: str) -> tuple[Path, str]:
 @click.option("--seed", default=0, show_default=True, help="Seed of the check inputs.")
 def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
     """Export MODEL (zoo name or .pt) to QONNX, QCDQ ONNX and model.json in OUT."""
+    from ._files import NotOursError
     from .artifacts import export_weights
     from .models.zoo import ZooError
 
@@ -179,7 +180,7 @@ def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
     t0 = time.time()
     try:
         result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
-    except ZooError as exc:
+    except (ZooError, NotOursError, ValueError) as exc:
         _fail(str(exc))
     click.echo(f"exported {name} to {out_dir} in {time.time() - t0:.1f} s")
     for key in ("qonnx", "qcdq"):

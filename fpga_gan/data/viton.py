@@ -246,7 +246,10 @@ def _open_image(path: Path, mode: str) -> Image.Image:
                                    f"{MIN_IMAGE_SIDE}")
             img.load()
             return img.convert(mode)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:     # PIL's own check, at open, for far larger headers
+        raise DatasetError(f"image {path} is over the limit of {MAX_IMAGE_PIXELS:,} pixels ({e}); "
+                           "resize it") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise DatasetError(f"cannot read image {path}: {e}") from None
 
 
@@ -341,7 +344,10 @@ class TryOnDataset:
         if not self.root.is_dir():
             raise DatasetError(f"data set root not found: {self.root}")
         self.split = split
-        self.dir = self.root / split
+        try:
+            self.dir = inside(self.root, split, "split")
+        except UnsafePathError as e:
+            raise DatasetError(str(e)) from None
         if not self.dir.is_dir():
             raise DatasetError(f"split directory not found: {self.dir}")
         self.size = (int(size[0]), int(size[1]))

@@ -39,6 +39,7 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     RNG state as byte tensors, JSON-able configs) - so no allow-list of extra globals is needed.
     """
     import pickle
+    import re
 
     path = Path(path)
     if not path.is_file():
@@ -46,11 +47,11 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ZooError(f"refusing to load {what} {path}: it holds Python objects beyond tensors, numbers, "
-                       f"strings, lists and dicts, and loading it could run code ({first}). fpga_gan "
-                       "checkpoints never hold such objects; only load files from a source you trust, "
-                       "re-saved as plain state dicts") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        detail = f"it names the Python callable {found.group(1)}" if found else "it is not a plain pickle"
+        raise ZooError(f"refusing to load {what} {path}: {detail}, and loading it could run code. fpga_gan "
+                       "checkpoints hold only tensors, numbers, strings, lists and dicts; load files from a "
+                       "source you trust, re-saved as plain state dicts") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
         raise ZooError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(blob, dict):

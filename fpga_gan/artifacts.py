@@ -7,20 +7,15 @@ weights file is recorded in ``model.json`` so stale exports are noticed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
+from ._files import publish_dir, refuse_unless_ours, sha256_file
+
+__all__ = ["DEFAULT_ARTIFACT_ROOT", "export_weights", "input_shape_for", "sha256_file", "zoo_artifact"]
+
 DEFAULT_ARTIFACT_ROOT = Path("build") / "artifacts"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def input_shape_for(model) -> tuple[int, ...]:
@@ -33,12 +28,18 @@ def input_shape_for(model) -> tuple[int, ...]:
 
 
 def export_weights(weights: Path, out_dir: Path, name: str, check_inputs: int = 0, seed: int = 0):
-    """Export a generator checkpoint to ``out_dir``; optionally cross-check the backends."""
+    """Export a generator checkpoint to ``out_dir``; optionally cross-check the backends.
+
+    ``out_dir`` is written as a hidden sibling and renamed into place; an existing ``out_dir`` is
+    replaced only if it is an artifact fpga_gan wrote (its marker), never a user's directory.
+    """
     import numpy as np
 
     from .export import cross_check, export_generator
     from .models.zoo import load_generator
 
+    out_dir = Path(out_dir)
+    refuse_unless_ours(out_dir, "artifact", "export -o")     # before the (slow) export, and again at the end
     model = load_generator(weights)
     shape = input_shape_for(model)
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
@@ -53,8 +54,7 @@ def export_weights(weights: Path, out_dir: Path, name: str, check_inputs: int = 
             lo, hi = spec["range"]
             codes = np.random.default_rng(seed).integers(lo, hi + 1, (check_inputs, *shape[1:]))
             report = cross_check(model, result, codes.astype(spec["dtype"]))
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp.replace(out_dir)
+        publish_dir(tmp, out_dir, "artifact", "export -o")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -73,9 +73,10 @@ def zoo_artifact(name: str, root: Path = DEFAULT_ARTIFACT_ROOT) -> Path:
     meta = out / "model.json"
     if meta.is_file():
         try:
-            if json.loads(meta.read_text()).get("weights_sha256") == sha256_file(weights):
+            data = json.loads(meta.read_text())
+            if isinstance(data, dict) and data.get("weights_sha256") == sha256_file(weights):
                 return out
-        except json.JSONDecodeError:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             pass
     export_weights(weights, out, name)
     return out

@@ -301,8 +301,14 @@ def test_make_dataset_refuses_non_empty_dir(tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         make_dataset(out, 4, workers=1, progress=False)
     assert (out / "keep.txt").exists()
-    make_dataset(out, 4, workers=1, progress=False, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "dataset.json").is_file()
+    # --overwrite replaces only a data set we wrote: this directory carries no marker
+    with pytest.raises(FileExistsError, match="no .fpga_gan marker"):
+        make_dataset(out, 4, workers=1, progress=False, overwrite=True)
+    assert (out / "keep.txt").read_text() == "x"
+    (out / "keep.txt").unlink()
+    make_dataset(out, 4, workers=1, progress=False)            # empty: fine
+    make_dataset(out, 4, seed=1, workers=1, progress=False, overwrite=True)   # ours: replaced
+    assert json.loads((out / "dataset.json").read_text())["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 

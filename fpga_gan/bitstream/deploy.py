@@ -2,13 +2,20 @@
 
 A PYNQ image brings Python, numpy and pynq; it does not bring torch, FINN or this repository.
 So the package carries ``fpga_gan/runtime`` alone (numpy at import; pynq and onnxruntime inside
-their backends), the artifact directory, sample inputs with the codes the CPU reference gives
-for them, and a README with the three commands to run. It is written as ``.partial`` and renamed.
+their backends) with the standard-library ``fpga_gan/_files.py`` it uses, the artifact directory,
+sample inputs with the codes the CPU reference gives for them, and a README with the three
+commands to run. It is written as ``.partial`` and renamed.
+
+The artifact is checked before anything is packed: no symlinks anywhere in it (a link would
+smuggle a file from elsewhere into the tarball, or point the board at one), the names in
+``model.json`` stay inside it, and with a ``manifest.json`` every listed sha256 matches. The
+tarball holds regular files and directories only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -53,11 +60,16 @@ class DeployError(UserError):
 def _artifact_dir(model: str, board: str, artifact: Path | None, cpu_only: bool, log) -> tuple[Path, bool]:
     """The artifact to package and whether it has a bitstream."""
     from ..artifacts import zoo_artifact
+    from ..runtime.accelerator import ArtifactError
+    from ..runtime.manifest import Manifest
 
     default = Path("bitstreams") / f"{model}-{board}"
     path = Path(artifact) if artifact else default
-    if (path / "manifest.json").is_file():
-        manifest = json.loads((path / "manifest.json").read_text())
+    if (path / "manifest.json").is_file() or (path / "manifest.json").is_symlink():
+        try:
+            manifest = Manifest.load(path).data
+        except ArtifactError as err:
+            raise DeployError(f"refusing to package {path}: {err}") from None
         if manifest.get("board") != board:
             raise DeployError(f"{path} is built for {manifest.get('board')}, not {board}")
         return path, manifest.get("bitstream") is not None
@@ -73,10 +85,43 @@ def _artifact_dir(model: str, board: str, artifact: Path | None, cpu_only: bool,
     return zoo_artifact(model), False
 
 
+def check_artifact(path: Path) -> None:
+    """Refuse an artifact that is not safe to ship: symlinks, names escaping it, hash mismatches."""
+    from .._files import UnsafePathError, inside
+    from ..runtime.accelerator import Artifact, ArtifactError
+
+    path = Path(path)
+    for entry in sorted(path.rglob("*")):
+        if entry.is_symlink():
+            raise DeployError(f"{entry} is a symlink (to {os.readlink(entry)}); an artifact to deploy holds "
+                              "regular files only: replace the link by the file it should be, then rebuild "
+                              "the manifest (or re-export)")
+        if not (entry.is_file() or entry.is_dir()):
+            raise DeployError(f"{entry} is neither a regular file nor a directory; remove it from the artifact")
+    try:
+        artifact = Artifact.load(path)
+        for key, name in artifact.meta.get("files", {}).items():
+            inside(path, name, f"{path / 'model.json'}: files.{key}")
+        artifact.verify_manifest()
+    except (ArtifactError, UnsafePathError) as err:
+        raise DeployError(f"refusing to package {path}: {err}") from None
+
+
+def _copy_regular_tree(source: Path, dest: Path) -> None:
+    """Copy a checked artifact: regular files and directories only, never following a link."""
+    def refuse_links(directory: str, names: list[str]) -> list[str]:
+        links = [n for n in names if os.path.islink(os.path.join(directory, n))]
+        if links:
+            raise DeployError(f"{os.path.join(directory, links[0])} became a symlink while packaging")
+        return [n for n in names if n.endswith(".partial")]
+
+    shutil.copytree(source, dest, symlinks=True, ignore=refuse_links)
+
+
 def _cpu_only_manifest(model: str, board_name: str, source: Path) -> dict:
     """A manifest without .bit/.hwh, so the board runtime knows what the package is and is not."""
     from .. import __version__
-    from ..artifacts import sha256_file
+    from .._files import sha256_file
     from ..compiler.boards import get_board
     from ..runtime.manifest import PACKING_ORDER
     from ..toolchain import finn_plus_version
@@ -127,6 +172,7 @@ def make_deploy(model: str, board: str, *, artifact: Path | None = None, cpu_onl
     if samples < 1:
         raise DeployError("--samples must be at least 1")
     source, has_bitstream = _artifact_dir(model, board, artifact, cpu_only, log)
+    check_artifact(source)
     name = f"{model}-{board}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +182,8 @@ def make_deploy(model: str, board: str, *, artifact: Path | None = None, cpu_onl
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copyfile(PACKAGE_ROOT / "__init__.py", root / "fpga_gan" / "__init__.py")
         shutil.copyfile(PACKAGE_ROOT / "errors.py", root / "fpga_gan" / "errors.py")   # the runtime's error root
-        shutil.copytree(source, root / "artifact", ignore=shutil.ignore_patterns("*.partial"))
+        shutil.copyfile(PACKAGE_ROOT / "_files.py", root / "fpga_gan" / "_files.py")
+        _copy_regular_tree(source, root / "artifact")
         if not (root / "artifact" / "manifest.json").is_file():
             write_manifest(root / "artifact", _cpu_only_manifest(model, board, source))
         with Accelerator.open(root / "artifact", backend="cpu") as acc:
@@ -168,10 +215,13 @@ def make_deploy(model: str, board: str, *, artifact: Path | None = None, cpu_onl
 
 
 def _reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """Owner-neutral entries, so the package does not carry this machine's user names."""
+    """Owner-neutral entries, so the package does not carry this machine's user names; only
+    regular files and directories go in (the tree was copied without links; this is the seal)."""
+    if not (info.isfile() or info.isdir()):
+        raise DeployError(f"refusing to put {info.name} in the package: not a regular file or directory")
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
 
 
-__all__ = ["DeployError", "make_deploy", "sample_inputs"]
+__all__ = ["DeployError", "check_artifact", "make_deploy", "sample_inputs"]

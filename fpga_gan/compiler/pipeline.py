@@ -137,6 +137,7 @@ def _source_qonnx(cfg: CompileConfig) -> Path:
     if path.suffix == ".onnx" or path.exists():
         if not path.is_file():
             raise CompileError(f"model file {path} does not exist")
+        _artifact_files(path)       # a model.json beside it must name files inside its directory
         return path
     from ..artifacts import zoo_artifact
     from ..models.zoo import ZOO, ZooError
@@ -151,13 +152,14 @@ def _source_qonnx(cfg: CompileConfig) -> Path:
 
 def _load_qonnx(path: Path):
     """Load and sanity-check the user's file: ONNX, quantized (QONNX), inputs and one output."""
-    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from ..export.artifact import OnnxFileError, load_checked_onnx
+
     try:
-        proto = onnx.load(str(path))
-    except Exception as err:  # noqa: BLE001 - onnx raises several unrelated types for a bad file
-        raise CompileError(f"{path} is not an ONNX model: {err}") from err
+        proto = load_checked_onnx(path)     # checker, external data confined to the model's directory
+    except OnnxFileError as err:
+        raise CompileError(str(err)) from None
     ops = {n.op_type for n in proto.graph.node}
     if "Quant" not in ops:
         hint = "QCDQ (QuantizeLinear/DequantizeLinear)" if "QuantizeLinear" in ops else "float-only"
@@ -583,24 +585,62 @@ def _stage_files_intact(record: dict, build_dir: Path) -> bool:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    from .._files import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
+def _artifact_files(source_path: Path) -> tuple[dict | None, list[Path]]:
+    """The ``model.json`` beside the source model and the files it names, checked.
+
+    The names are untrusted: each must be a plain file name inside the source directory (no
+    absolute path, no ``..``, no sub-directory, no symlink out), as ``fpga-gan export`` writes
+    them. Checked when the source is chosen, before any stage runs, and again when copying.
+    """
+    from .._files import UnsafePathError, inside
+
+    source_dir = source_path.parent
+    meta_path = source_dir / "model.json"
+    if not meta_path.is_file():
+        return None, []
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CompileError(f"{meta_path} is not readable JSON: {err}") from None
+    files = meta.get("files", {}) if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        raise CompileError(f"{meta_path}: 'files' must map roles to file names, got {files!r}")
+    sources = []
+    for role, name in files.items():
+        try:
+            src = inside(source_dir, name, f"{meta_path}: files.{role}")
+        except UnsafePathError as err:
+            raise CompileError(f"{err}; fix the model.json beside {source_path.name}") from None
+        if src.name != name:
+            raise CompileError(f"{meta_path}: files.{role} {name!r} must be a plain file name in "
+                               f"{source_dir} (no sub-directories)")
+        if src.is_file():
+            sources.append(src)
+    return meta, sources
 
 
 def _copy_artifact(source_path: Path, build_dir: Path) -> None:
     """Make the build dir an artifact too (model.json + the CPU graph), when the source was one
-    (zoo models, ``fpga-gan export`` output): the runtime's cpu and sim backends then open it."""
+    (zoo models, ``fpga-gan export`` output): the runtime's cpu and sim backends then open it.
+    Only the checked names of :func:`_artifact_files` are copied, so nothing lands outside."""
     import shutil
 
-    meta_path = source_path.parent / "model.json"
-    if not meta_path.is_file():
+    from .._files import write_json_atomic
+
+    meta, sources = _artifact_files(source_path)
+    if meta is None:
         return
-    meta = json.loads(meta_path.read_text())
-    for name in meta.get("files", {}).values():
-        if (source_path.parent / name).is_file():
-            shutil.copy2(source_path.parent / name, build_dir / name)
-    shutil.copy2(meta_path, build_dir / "model.json")
+    for src in sources:
+        dest = build_dir / src.name
+        if dest.is_symlink():
+            dest.unlink()       # never write through a link that points elsewhere
+        shutil.copy2(src, dest)
+    write_json_atomic(build_dir / "model.json", meta)
 
 
 def compile_model(cfg: CompileConfig) -> CompileResult:

@@ -38,6 +38,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .._files import publish_dir, refuse_unless_ours
+
 __all__ = [
     "GENERATOR_VERSION",
     "KEYPOINT_NAMES",
@@ -1000,23 +1002,14 @@ def _derangement(indices: list[int], seed: int) -> dict[int, int]:
 
 
 def _prepare_target(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise FileExistsError(f"{out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"{out_dir} already exists and is not empty; pass overwrite=True to replace it")
-
-
-def _publish(partial: Path, out_dir: Path) -> None:
-    """Move the finished data set into place, replacing an old one only now that the new exists."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        os.replace(out_dir, old)
-        os.replace(partial, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, out_dir)
+    if out_dir.exists() or out_dir.is_symlink():
+        if out_dir.is_symlink() or not out_dir.is_dir():
+            raise FileExistsError(f"{out_dir} exists and is not a directory; choose another --out")
+        if any(out_dir.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"{out_dir} already exists and is not empty; pass overwrite=True to replace it")
+            refuse_unless_ours(out_dir, "dataset", "--overwrite")
 
 
 def make_dataset(out_dir: str | os.PathLike, n: int, seed: int = 0, size: tuple[int, int] = (64, 48),
@@ -1028,7 +1021,8 @@ def make_dataset(out_dir: str | os.PathLike, n: int, seed: int = 0, size: tuple[
     positive, so they can be deranged) form the test split. Train pairs are paired (VITON-HD
     convention); test pairs are unpaired and come with rendered ground truth in ``test/tryon-gt``.
     The output is byte-identical for any ``workers``; it appears atomically (written to a hidden
-    sibling directory and renamed), and nothing is left behind on error or Ctrl-C.
+    sibling directory and renamed), and nothing is left behind on error or Ctrl-C. ``overwrite``
+    replaces only a data set this function wrote (its ``.fpga_gan`` marker), never another directory.
     """
     out_dir = Path(out_dir)
     size = _check_size(size)
@@ -1058,7 +1052,7 @@ def make_dataset(out_dir: str | os.PathLike, n: int, seed: int = 0, size: tuple[
                         str(partial), size) for k in test_idx]
         _run_tasks(tasks, workers, progress)
         _write_index(partial, train_idx, test_idx, partner, seed, n, size, test_fraction)
-        _publish(partial, out_dir)
+        publish_dir(partial, out_dir, "dataset", "--overwrite")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .._files import UnsafePathError, inside
 from ..errors import UserError
 
 __all__ = [
@@ -48,9 +49,19 @@ TRYON_IN_CHANNELS = 24
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+#: Decoders we let PIL use on data set files (VITON-HD is JPEG, ours PNG): fewer parsers, less risk.
+_IMAGE_FORMATS = ("PNG", "JPEG")
+#: Largest image decoded (width x height), checked from the header before any pixel is decoded:
+#: 4096 x 4096 is 21x VITON-HD's 1024 x 768; a 20000 x 20000 "image" would need 1.2 GB as RGB.
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: Smallest side of a person, garment or mask image: below this there is nothing to dress.
+MIN_IMAGE_SIDE = 8
+#: Size limits of the text files, checked before they are read.
+MAX_KEYPOINT_JSON_BYTES = 1 << 20
+MAX_PAIRS_FILE_BYTES = 16 << 20
 
 
-class DatasetError(UserError):
+class DatasetError(UserError, ValueError):
     """A data set is missing something or holds something unreadable; the message names it."""
 
 
@@ -205,25 +216,52 @@ def tryon_input(item: Any, heatmaps: np.ndarray | None = None, cloth: np.ndarray
 
 
 def _find_image(folder: Path, name: str) -> Path:
-    """The named file, or the same stem with another image extension (.jpg <-> .png)."""
-    path = folder / name
+    """The named file, or the same stem with another image extension (.jpg <-> .png).
+
+    ``name`` comes from a pairs file or the command line: it must name a file inside ``folder``.
+    """
+    try:
+        path = inside(folder, name, "image name")
+    except UnsafePathError as e:
+        raise DatasetError(f"{e} (from the pairs file or --person/--cloth)") from None
     if path.is_file():
         return path
     stem = Path(name).stem
     for ext in _IMAGE_EXTS:
-        alt = folder / f"{stem}{ext}"
+        alt = path.with_name(f"{stem}{ext}")
         if alt.is_file():
-            return alt
+            return inside(folder, str(alt.relative_to(folder)), "image name")
     raise DatasetError(f"missing image file: {path}")
 
 
 def _open_image(path: Path, mode: str) -> Image.Image:
+    """Decode an untrusted PNG or JPEG, refusing oversized or degenerate ones before decoding."""
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=_IMAGE_FORMATS) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DatasetError(f"image {path} is {width}x{height} pixels, over the limit of "
+                                   f"{MAX_IMAGE_PIXELS:,} pixels; resize it (the model runs at a few dozen pixels)")
+            if min(width, height) < MIN_IMAGE_SIDE:
+                raise DatasetError(f"image {path} is {width}x{height} pixels; each side must be at least "
+                                   f"{MIN_IMAGE_SIDE}")
             img.load()
             return img.convert(mode)
+    except Image.DecompressionBombError as e:     # PIL's own check, at open, for far larger headers
+        raise DatasetError(f"image {path} is over the limit of {MAX_IMAGE_PIXELS:,} pixels ({e}); "
+                           "resize it") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise DatasetError(f"cannot read image {path}: {e}") from e
+        raise DatasetError(f"cannot read image {path}: {e}") from None
+
+
+def _read_text_limited(path: Path, limit: int, what: str) -> str:
+    size = path.stat().st_size
+    if size > limit:
+        raise DatasetError(f"{what} {path} is {size:,} bytes, over the limit of {limit:,}")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {what} {path}: {e}") from None
 
 
 def _load_rgb(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -248,13 +286,18 @@ def _load_keypoints(path: Path, orig: tuple[int, int], size: tuple[int, int]) ->
     if not path.is_file():
         raise DatasetError(f"missing keypoint file: {path}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(_read_text_limited(path, MAX_KEYPOINT_JSON_BYTES, "keypoint JSON"))
+    except json.JSONDecodeError as e:
         raise DatasetError(f"cannot read keypoint JSON {path}: {e}") from e
     people = data.get("people") if isinstance(data, dict) else None
     if not people or not isinstance(people[0], dict) or "pose_keypoints_2d" not in people[0]:
         raise DatasetError(f"{path}: no people / pose_keypoints_2d in OpenPose JSON")
-    flat = np.asarray(people[0]["pose_keypoints_2d"], np.float32)
+    try:
+        flat = np.asarray(people[0]["pose_keypoints_2d"], np.float32).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"{path}: pose_keypoints_2d must be a list of numbers ({e})") from None
+    if not np.isfinite(flat).all():
+        raise DatasetError(f"{path}: pose_keypoints_2d holds NaN or infinite values")
     if flat.size == 75:
         kp = flat.reshape(25, 3)[list(BODY25_TO_COCO18)]
     elif flat.size == 54:
@@ -272,7 +315,7 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DatasetError(f"missing pairs file: {path}")
     pairs = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_text_limited(path, MAX_PAIRS_FILE_BYTES, "pairs file").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -302,7 +345,10 @@ class TryOnDataset:
         if not self.root.is_dir():
             raise DatasetError(f"data set root not found: {self.root}")
         self.split = split
-        self.dir = self.root / split
+        try:
+            self.dir = inside(self.root, split, "split")
+        except UnsafePathError as e:
+            raise DatasetError(str(e)) from None
         if not self.dir.is_dir():
             raise DatasetError(f"split directory not found: {self.dir}")
         self.size = (int(size[0]), int(size[1]))

@@ -8,12 +8,12 @@ either; the board artifact needs ``model.json`` and the CPU graph in both cases.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from .._files import UnsafePathError, inside, write_json_atomic
 from ..errors import UserError
 
 ARTIFACT_SCHEMA_VERSION = 1
@@ -24,6 +24,59 @@ MODEL_JSON = "model.json"
 
 class ArtifactExportError(UserError, ValueError):
     """The QONNX graph lacks what an artifact needs (quantized input and output)."""
+
+
+class OnnxFileError(ValueError):
+    """A file handed to us as an ONNX model is not one, fails the ONNX checker, or reads data
+    from outside its own directory."""
+
+
+# ONNX files larger than this are refused before parsing: protobuf has a 2 GiB message limit and
+# our generators are a few MB; external data (checked separately) is how big weights travel.
+MAX_ONNX_BYTES = 1 << 31
+
+
+def load_checked_onnx(path: str | Path):
+    """Load an untrusted ONNX file as a ``ModelProto``, only after it passed every check.
+
+    The graph is read without its external data first; each external data location must be a
+    file inside the model's own directory (no absolute path, no ``..``, no symlink out), then
+    ``onnx.checker`` checks the model (with the file path, so external data is checked too), and
+    only then is the data loaded. Raises :class:`OnnxFileError` naming the file and the problem.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxFileError(f"ONNX file not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_ONNX_BYTES:
+        raise OnnxFileError(f"{path} is {size / 2**30:.1f} GiB, over the 2 GiB protobuf limit; store the "
+                            "weights as external data beside it")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf / onnx raise several unrelated types
+        raise OnnxFileError(f"{path} is not an ONNX model: {type(err).__name__}: {err}") from None
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for n in proto.graph.node for a in n.attribute if a.HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), None)
+        try:
+            target = inside(path.parent, location, f"{path}: external data of tensor '{tensor.name}'")
+        except UnsafePathError as err:
+            raise OnnxFileError(str(err)) from None
+        if target.is_symlink() or not target.is_file():
+            raise OnnxFileError(f"{path}: external data of tensor '{tensor.name}' must be a regular file "
+                                f"beside the model, {target} is {'a symlink' if target.is_symlink() else 'missing'}")
+    try:
+        onnx.checker.check_model(str(path))
+        proto = onnx.load(str(path))
+    except Exception as err:  # noqa: BLE001 - ValidationError, protobuf DecodeError, OSError...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OnnxFileError(f"{path} fails the ONNX checker: {first}") from None
+    return proto
 
 
 def int_dtype(bits: int, signed: bool) -> str:
@@ -128,12 +181,16 @@ def artifact_from_qonnx(qonnx_path: Path, out_dir: Path, name: str) -> dict:
     from qonnx.util.cleanup import cleanup_model
 
     qonnx_path, out_dir = Path(qonnx_path), Path(out_dir)
+    try:
+        proto = load_checked_onnx(qonnx_path)
+    except OnnxFileError as err:
+        raise ArtifactExportError(str(err)) from None
     # the compiler's reading of the input quantizers (qonnx only, no FINN): one code format per graph
     # input, through any float pre-processing it absorbs, so model.json and the compiled accelerator
     # agree on what the codes mean
     from ..compiler.passes.integer_io import all_input_codes
 
-    model = cleanup_model(ModelWrapper(str(qonnx_path)))
+    model = cleanup_model(ModelWrapper(proto))
     graph_out = model.graph.output[0].name
     try:
         in_codes = all_input_codes(model)
@@ -149,5 +206,5 @@ def artifact_from_qonnx(qonnx_path: Path, out_dir: Path, name: str) -> dict:
             "inputs": [_input_spec(model, c, "global_in" if len(in_codes) == 1 else c.input) for c in in_codes],
             "outputs": [tensor_spec("global_out", model.get_tensor_shape(graph_out), *out_q)],
             "source_file": qonnx_path.name}
-    (out_dir / MODEL_JSON).write_text(json.dumps(spec, indent=2) + "\n")
+    write_json_atomic(out_dir / MODEL_JSON, spec)
     return spec

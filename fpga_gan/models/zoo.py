@@ -28,8 +28,38 @@ ZOO: dict[str, tuple[str, str, str]] = {
 }
 
 
-class ZooError(UserError):
+class ZooError(UserError, ValueError):
     """Unknown model name, or its weights are missing or unreadable."""
+
+
+def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
+    """A ``torch.save`` file as a dict, loaded without running any code it carries.
+
+    A ``.pt`` file is a pickle, and a pickle can name any Python callable to run while it is read.
+    ``weights_only=True`` lets torch's restricted unpickler rebuild tensors, numbers, strings,
+    lists, tuples and dicts only - which is all our checkpoints hold (state dicts, optimizer state,
+    RNG state as byte tensors, JSON-able configs) - so no allow-list of extra globals is needed.
+    """
+    import pickle
+    import re
+
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{what} not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        detail = f"it names the Python callable {found.group(1)}" if found else "it is not a plain pickle"
+        raise ZooError(f"refusing to load {what} {path}: {detail}, and loading it could run code. fpga_gan "
+                       "checkpoints hold only tensors, numbers, strings, lists and dicts; load files from a "
+                       "source you trust, re-saved as plain state dicts") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
+        raise ZooError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(blob, dict):
+        raise ZooError(f"{what} {path} holds a {type(blob).__name__}, not the dict fpga_gan saves "
+                       "(arch, config, state_dict)")
+    return blob
 
 
 def build(arch: str, config: dict[str, Any]) -> nn.Module:
@@ -72,10 +102,12 @@ def save_generator(model: nn.Module, path: str | Path, extra: dict | None = None
 def load_generator(path: str | Path) -> nn.Module:
     """Load a generator saved by :func:`save_generator` (or a training checkpoint), in eval mode."""
     path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"weights file not found: {path}")
+    blob = load_checkpoint(path, "weights file")
+    missing = [k for k in ("arch", "config") if k not in blob]
+    if missing or not ("state_dict" in blob or "generator" in blob):
+        raise ZooError(f"{path} is not a generator checkpoint: it lacks "
+                       f"{', '.join(missing) or 'state_dict'} (write one with fpga-gan train)")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
         model = build(blob["arch"], blob["config"])
         model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["generator"])
     except ZooError:

@@ -10,6 +10,7 @@ from typing import Callable, Protocol, Union
 
 import numpy as np
 
+from .._files import UnsafePathError, inside
 from ..errors import UserError
 
 SUPPORTED_SCHEMA = 1
@@ -17,6 +18,11 @@ SUPPORTED_SCHEMA = 1
 
 class ArtifactError(UserError):
     """The artifact directory is missing, incomplete or inconsistent."""
+
+
+class IntegrityError(ArtifactError):
+    """An artifact file does not match its manifest (sha256), or the artifact belongs to another
+    board or model. Never a reason to try another backend: the files themselves are in doubt."""
 
 
 class InputError(UserError, ValueError):
@@ -100,7 +106,7 @@ class Artifact:
                                 "(create one with `fpga-gan export MODEL -o DIR`)")
         try:
             meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from exc
         if not isinstance(meta, dict):
             raise ArtifactError(f"{meta_path} must hold a JSON object, not a {type(meta).__name__}")
@@ -117,13 +123,33 @@ class Artifact:
             raise ArtifactError(f"{meta_path} has a tensor entry the runtime cannot read: {exc}") from exc
 
     def file(self, key: str) -> Path:
-        name = self.meta.get("files", {}).get(key)
+        """The file ``model.json`` names for ``key``; the name must stay inside the artifact."""
+        files = self.meta.get("files", {})
+        name = files.get(key) if isinstance(files, dict) else None
         if name is None:
             raise ArtifactError(f"{self.path / 'model.json'} names no '{key}' file")
-        f = self.path / name
+        try:
+            f = inside(self.path, name, f"{self.path / 'model.json'}: files.{key}")
+        except UnsafePathError as exc:
+            raise ArtifactError(str(exc)) from None
         if not f.is_file():
             raise ArtifactError(f"artifact file missing: {f}")
         return f
+
+    def verify_manifest(self):
+        """When the artifact has a ``manifest.json``: validate it and check the sha256 of every
+        file it lists (raises :class:`IntegrityError`); returns the Manifest, or None without one.
+
+        Every backend runs files of the artifact, so the check is made for all of them: a graph
+        altered after the build must not run on the cpu backend either.
+        """
+        from .manifest import MANIFEST_NAME, Manifest
+
+        if not (self.path / MANIFEST_NAME).exists() and not (self.path / MANIFEST_NAME).is_symlink():
+            return None
+        manifest = Manifest.load(self.path)
+        manifest.verify_files()
+        return manifest
 
 
 class Accelerator:
@@ -138,19 +164,22 @@ class Accelerator:
 
     @classmethod
     def open(cls, artifact_dir: str | Path, backend: str = "auto") -> "Accelerator":
+        """Open an artifact on a backend.
+
+        ``auto`` takes the pynq backend on a board and the cpu backend where there is none (no
+        ``BOARD`` set, pynq not installed, or a CPU-only package). It never falls back after an
+        integrity failure, nor after a board backend fails on a board: that would silently run
+        other files than the ones the user built. With a ``manifest.json`` every backend checks
+        the hashes it lists before running anything.
+        """
         artifact = Artifact.load(artifact_dir)
         _load_builtin_backends()
         if backend == "auto":
-            errors = []
-            for name in _AUTO_ORDER:
-                if name in _BACKENDS:
-                    try:
-                        return cls(artifact, name, _BACKENDS[name](artifact))
-                    except Exception as exc:  # noqa: BLE001 - try the next one, report all
-                        errors.append(f"{name}: {exc}")
-            raise ArtifactError("no backend could open " f"{artifact.path}: " + "; ".join(errors))
-        if backend not in _BACKENDS:
+            backend = _auto_backend(artifact)
+        elif backend not in _BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(available_backends())}")
+        if backend != "pynq":           # the pynq backend checks the manifest itself, before the fabric
+            artifact.verify_manifest()
         return cls(artifact, backend, _BACKENDS[backend](artifact))
 
     @property
@@ -288,6 +317,27 @@ class Accelerator:
 
     def __repr__(self) -> str:
         return f"Accelerator({self.artifact.meta.get('model')!r}, backend={self.backend_name!r})"
+
+
+def _auto_backend(artifact: Artifact) -> str:
+    """pynq when this is a board and the artifact has a bitstream, else cpu (see ``open``)."""
+    import importlib.util
+    import sys
+
+    from .manifest import MANIFEST_NAME, Manifest, running_board
+
+    if "pynq" not in _BACKENDS or not (artifact.path / MANIFEST_NAME).is_file():
+        return "cpu"
+    manifest = Manifest.load(artifact.path)      # a malformed manifest stops here, with its reason
+    if manifest.bitstream is None or running_board() is None:
+        return "cpu"                             # a CPU-only package, or no board here
+    loaded = sys.modules.get("pynq", False)       # None: imports are blocked; a module: already imported
+    if loaded is False:
+        try:
+            loaded = importlib.util.find_spec("pynq")
+        except (ImportError, ValueError):
+            loaded = None
+    return "cpu" if loaded is None else "pynq"
 
 
 def _load_builtin_backends() -> None:

@@ -16,16 +16,15 @@ needs no ``jsonschema`` on the board; the tests validate against the schema file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .accelerator import ArtifactError
+from .._files import UnsafePathError, inside, sha256_file, write_json_atomic
+from .accelerator import ArtifactError, IntegrityError
 from .packing import beat_bytes
 
 __all__ = [
@@ -51,15 +50,6 @@ REQUIRED_KEYS = ("schema_version", "name", "model", "model_sha256", "board", "py
 BOARDS = ("pynq-z2", "ultra96", "zcu104", "kv260")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (bitstreams are tens of MB; boards have little RAM)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def canonical_board(name: str) -> str:
@@ -236,6 +226,8 @@ class Manifest:
         """Read ``artifact_dir/manifest.json`` and validate it (keys, types, packing arithmetic)."""
         artifact_dir = Path(artifact_dir)
         file = artifact_dir / MANIFEST_NAME
+        if file.is_symlink():
+            raise IntegrityError(f"{file} is a symlink; a manifest must be a file of the artifact itself")
         if not file.is_file():
             raise ArtifactError(f"{artifact_dir} has no {MANIFEST_NAME}: it is not a board artifact "
                                 "(an export alone runs on backend='cpu')")
@@ -315,13 +307,19 @@ class Manifest:
         A bitstream copied with a truncated transfer or edited by hand must never reach the fabric.
         """
         for name, expected in sorted(self.data["files"].items()):
-            f = self.path / name
+            try:
+                f = inside(self.path, name, f"{self.file}: files key")
+            except UnsafePathError as exc:
+                raise IntegrityError(str(exc)) from None
+            if f.is_symlink():
+                raise IntegrityError(f"{f} (listed in {self.file}) is a symlink; the manifest hashed a regular "
+                                     "file there, so the artifact was altered after it was written")
             if not f.is_file():
-                raise ArtifactError(f"artifact file missing: {f} (listed in {self.file})")
+                raise IntegrityError(f"artifact file missing: {f} (listed in {self.file})")
             actual = sha256_file(f)
             if actual != expected:
-                raise ArtifactError(f"{f} does not match {self.file}: sha256 mismatch, expected {expected}, "
-                                    f"actual {actual}; the file was altered or copied incompletely")
+                raise IntegrityError(f"{f} does not match {self.file}: sha256 mismatch, expected {expected}, "
+                                     f"actual {actual}; the file was altered or copied incompletely")
 
     def check_board(self, running: str | None = None) -> None:
         """Refuse a bitstream built for another board than the one this process runs on.
@@ -337,7 +335,7 @@ class Manifest:
                                 f"is for {self.pynq_board} (part {self.part}), so on that board run with "
                                 f"BOARD={self.pynq_board}")
         if canonical_board(running) != canonical_board(self.pynq_board):
-            raise ArtifactError(f"this artifact is for {self.pynq_board} (part {self.part}, {self.file}), "
+            raise IntegrityError(f"this artifact is for {self.pynq_board} (part {self.part}, {self.file}), "
                                 f"the board here is {running} (BOARD environment variable); use the "
                                 f"artifact built for {running}, or backend='cpu'")
 
@@ -361,19 +359,4 @@ def write_manifest(artifact_dir: str | Path, manifest: dict) -> Path:
         files[f.name] = sha256_file(f)
     data = {**manifest, "files": files}
     validate_manifest(data, str(target))
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=artifact_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    return write_json_atomic(target, data)

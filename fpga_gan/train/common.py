@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .._files import write_json_atomic as write_json  # noqa: F401 - the loops write metrics with it
 
 
 def seed_everything(seed: int) -> None:
@@ -48,24 +49,37 @@ class Checkpointer:
         blob = {name: m.state_dict() for name, m in modules.items()}
         blob.update(step=state.step, history=state.history, metrics=state.metrics, config=config,
                     rng=rng.get_state(), torch_rng=torch.get_rng_state())
+        # Plain containers only (tensors, numbers, strings, lists, dicts): load() reads it with
+        # weights_only=True, which refuses anything else.
         tmp = self.path.with_suffix(".tmp")
         torch.save(blob, tmp)
         tmp.replace(self.path)
 
     def load(self, modules: dict[str, torch.nn.Module | torch.optim.Optimizer], rng: torch.Generator,
              config: dict[str, Any]) -> TrainState:
+        from ..models.zoo import load_checkpoint
+
         if not self.path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.path}")
-        blob = torch.load(self.path, map_location="cpu", weights_only=False)
+        blob = load_checkpoint(self.path, "--resume checkpoint")
+        needed = [*modules, "step", "history", "metrics", "config", "rng", "torch_rng"]
+        missing = [k for k in needed if k not in blob]
+        if missing or not isinstance(blob["config"], dict):
+            raise ValueError(f"--resume: {self.path} is not a checkpoint of this training loop: it lacks "
+                             f"{', '.join(missing) or 'a config dict'}")
         mismatched = {k for k in ("arch", "model_config") if blob["config"].get(k) != config.get(k)}
         if mismatched:
             raise ValueError(f"--resume: checkpoint {self.path} was trained with a different "
                              f"{', '.join(sorted(mismatched))}: {blob['config']}")
-        for name, m in modules.items():
-            m.load_state_dict(blob[name])
-        rng.set_state(blob["rng"])
-        torch.set_rng_state(blob["torch_rng"])
-        return TrainState(blob["step"], blob["history"], blob["metrics"])
+        try:
+            for name, m in modules.items():
+                m.load_state_dict(blob[name])
+            rng.set_state(blob["rng"])
+            torch.set_rng_state(blob["torch_rng"])
+            return TrainState(int(blob["step"]), list(blob["history"]), list(blob["metrics"]))
+        except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"--resume: {self.path} does not fit this run ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None:
@@ -91,9 +105,3 @@ def plot_losses(history: list[dict[str, float]], path: Path, title: str) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)

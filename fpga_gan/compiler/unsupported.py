@@ -6,7 +6,7 @@ minutes and several stages later, with a message about the symptom. Checked on t
 exported, every offending node is named at once, with what to use instead.
 
 The rules are about graph patterns (an op, a product of two run-time tensors, a nonlinearity
-whose output is quantized again), never about particular models.
+whose output reaches other arithmetic before it is quantized again), never about particular models.
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ def _reaches_quant(model: ModelWrapper, tensor: str) -> bool:
     return False
 
 
+def _quantized_directly(model: ModelWrapper, tensor: str) -> bool:
+    """Whether every reader of ``tensor`` is a quantizer: a monotone squash (tanh, sigmoid) quantized
+    right away is a staircase of the value before it, which the thresholds compute exactly
+    (:mod:`fpga_gan.compiler.passes.thresholds`); only a squash feeding other arithmetic is refused."""
+    consumers = model.find_consumers(tensor) or []
+    return bool(consumers) and all(c.op_type == "Quant" for c in consumers)
+
+
 def _norm_name(model: ModelWrapper, node) -> str:
     """InstanceNormalization behind a Reshape is how PyTorch exports GroupNorm."""
     producer = model.find_producer(node.input[0])
@@ -100,7 +108,8 @@ def unsupported_layers(model: ModelWrapper) -> list[str]:
                 and (node.op_type != "Div" or node.input[1] in dynamic):
             problems.append(f"{head} divides by / takes the root of a run-time tensor (a normalisation such as "
                             f"LayerNorm or GroupNorm as the exporter writes it): {_NORM_FIX}")
-        elif node.op_type in _SQUASHES and _reaches_quant(model, node.output[0]):
+        elif node.op_type in _SQUASHES and _reaches_quant(model, node.output[0]) \
+                and not _quantized_directly(model, node.output[0]):
             op = _SQUASHES[node.op_type]
             problems.append(f"{head} ({op} inside the network): {_SQUASH_FIX.format(op=op)}")
         elif node.op_type in _RESIZES:

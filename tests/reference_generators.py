@@ -174,8 +174,9 @@ class SRGANLike(nn.Module):
 
 
 class ConditionalGenerator(nn.Module):
-    """A pix2pix-style conditional generator with a class label: the one-hot label is broadcast to
-    constant planes inside the network and concatenated with the image, as cGAN code does."""
+    """A pix2pix-style conditional generator with a class label: the one-hot label is quantized at
+    the input (as FINN wants every graph input), broadcast to constant planes inside the network and
+    concatenated with the image, as cGAN code does."""
 
     def __init__(self, classes: int = 4, ngf: int = 8) -> None:
         super().__init__()
@@ -189,8 +190,8 @@ class ConditionalGenerator(nn.Module):
         self.out_q = _image_out()
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        planes = label[:, :, None, None].expand(-1, -1, image.shape[2], image.shape[3])
-        x = self.join_q(torch.cat([self.inp(image).value, self.label_q(planes)], dim=1))
+        planes = self.label_q(label)[:, :, None, None].expand(-1, -1, image.shape[2], image.shape[3])
+        x = self.join_q(torch.cat([self.inp(image).value, planes], dim=1))
         return self.out_q(torch.tanh(self.dec(self.enc(x))))
 
 

@@ -179,9 +179,11 @@ def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
     model = pack_dsp_lanes(widen_deep_memories(model, ctx.board.part), ctx.board)
     from ..ops.elementwise_add import op_facts      # HOOK: SetFolding leaves FINN's RTL adds at PE 1
 
-    for node in model.graph.node:
-        if (facts := op_facts(node)) is not None:
-            facts.fold(getCustomOp(node), max(1, int(target_cycles)))
+    adds = [(node, facts) for node in model.graph.node if (facts := op_facts(node)) is not None]
+    if adds:                                        # no faster than the slowest other layer needs
+        others = [int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node if op_facts(n) is None]
+        for node, facts in adds:
+            facts.fold(getCustomOp(node), max(1, int(target_cycles), max(others, default=1)))
     return balance_memories(model, ctx.board)
 
 

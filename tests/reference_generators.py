@@ -175,14 +175,12 @@ class SRGANLike(nn.Module):
 
 class ConditionalGenerator(nn.Module):
     """A pix2pix-style conditional generator with a class label: the one-hot label is quantized at
-    the input (as FINN wants every graph input), broadcast to constant planes inside the network and
-    concatenated with the image, as cGAN code does."""
+    the input (by the image's quantizer, so the concat joins one integer grid), broadcast to
+    constant planes inside the network and concatenated with the image, as cGAN code does."""
 
     def __init__(self, classes: int = 4, ngf: int = 8) -> None:
         super().__init__()
         self.inp = _image_in()
-        self.label_q = qnn.QuantIdentity(bit_width=8, return_quant_tensor=False)
-        self.join_q = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
         self.enc = nn.Sequential(_conv(3 + classes, ngf, 3, 1, 1), nn.BatchNorm2d(ngf), _relu(),
                                  _conv(ngf, ngf * 2, 4, 2, 1), nn.BatchNorm2d(ngf * 2), _relu())
         self.dec = nn.Sequential(_deconv(ngf * 2, ngf, 4, 2, 1), nn.BatchNorm2d(ngf), _relu(),
@@ -190,9 +188,9 @@ class ConditionalGenerator(nn.Module):
         self.out_q = _image_out()
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        planes = self.label_q(label)[:, :, None, None].expand(-1, -1, image.shape[2], image.shape[3])
-        x = self.join_q(torch.cat([self.inp(image).value, planes], dim=1))
-        return self.out_q(torch.tanh(self.dec(self.enc(x))))
+        x = self.inp(image).value
+        planes = self.inp(label).value[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return self.out_q(torch.tanh(self.dec(self.enc(torch.cat([x, planes], dim=1)))))
 
 
 def _randomise(model: nn.Module, seed: int) -> nn.Module:

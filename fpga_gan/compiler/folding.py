@@ -18,7 +18,7 @@ from qonnx.custom_op.registry import getCustomOp
 from .boards import fit_check
 from .errors import CompileError
 
-__all__ = ["apply_folding", "check_folded", "validate_folding", "resource_totals"]
+__all__ = ["apply_folding", "check_folded", "folding_file_problems", "validate_folding", "resource_totals"]
 
 
 def resource_totals(model: ModelWrapper, fpgapart: str) -> dict:
@@ -187,7 +187,7 @@ def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
     return balance_memories(model, ctx.board)
 
 
-def _schema_problems(config, source: str) -> list[str]:
+def folding_file_problems(config) -> list[str]:
     """The shape of a folding file: {node name: {attribute: value}}, plus FINN's optional
     ``"Defaults": {attribute: [value, "all" | [op types], ...]}``."""
     if not isinstance(config, dict):
@@ -208,7 +208,7 @@ def _schema_problems(config, source: str) -> list[str]:
 
 def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:
     """Reject unknown nodes and PE / SIMD values that break FINN's divisibility rules."""
-    schema = _schema_problems(config, source)
+    schema = folding_file_problems(config)
     if schema:
         raise CompileError(f"folding file {source} is invalid:\n  " + "\n  ".join(schema))
     names = {n.name: n for n in model.graph.node}

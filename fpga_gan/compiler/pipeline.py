@@ -91,7 +91,7 @@ class CompileConfig:
     def _validate_folding_file(path: Path) -> None:
         """The file's JSON shape; its node names and PE / SIMD are checked against the graph at the
         folding stage (:func:`fpga_gan.compiler.folding.validate_folding`)."""
-        from .folding import _schema_problems
+        from .folding import folding_file_problems
 
         if not path.is_file():
             raise CompileError(f"folding file {path} does not exist" if not path.exists()
@@ -100,7 +100,7 @@ class CompileConfig:
             config = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CompileError(f"folding file {path} is not valid JSON: {err}") from err
-        problems = _schema_problems(config, str(path))
+        problems = folding_file_problems(config)
         if problems:
             raise CompileError(f"folding file {path} is invalid:\n  " + "\n  ".join(problems))
 

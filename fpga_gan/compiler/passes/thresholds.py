@@ -19,7 +19,8 @@ replaced by a MultiThreshold per root (then a Concat of codes, then the output s
 computes exactly the same codes, so FINN's later streamlining only has to move the root's scale
 into them. Each threshold sits half-way between two integers (``T - 1/2``), so float rounding while
 FINN moves scales cannot flip a comparison; on the integer accumulator it is ``acc >= T``. By
-construction every threshold lies in ``[acc_min, acc_max + 1]``: clipped to its input's range.
+construction every ``T`` lies in ``[acc_min, acc_max + 1]`` (made inside its input's range);
+streamlining's RoundAndClipThresholds then makes it exactly ``T``.
 
 Assumption (documented, not checkable): the reference convolution returns the correctly rounded
 ``acc * scale + bias`` up to a few ulps; exact for power-of-two scales. A tensor that does not fit

@@ -154,7 +154,8 @@ def refuse_unless_ours(directory: str | os.PathLike, kind: str, option: str) -> 
         return
     found = marked_kind(directory)
     if found != kind:
-        why = (f"it holds an fpga_gan {found}, not a {kind}" if found else
+        article = "an" if kind[:1] in "aeiou" else "a"
+        why = (f"it holds an fpga_gan {found}, not {article} {kind}" if found else
                f"it has no {MARKER_NAME} marker, so fpga_gan did not write it")
         raise NotOursError(f"refusing to replace {directory} ({option}): {why}. Choose a new or empty "
                            "directory, or delete this one yourself")

@@ -685,7 +685,7 @@ def export_onto_a_file(env):
 def export_onto_a_data_set(env):
     out = env.tmp / "d"
     assert _data_make(env, out).exit_code == 0
-    env.cli_error("holds an fpga_gan dataset, not a artifact", "export", "dcgan", "-o", out, "--check", "0")
+    env.cli_error("holds an fpga_gan dataset, not an artifact", "export", "dcgan", "-o", out, "--check", "0")
     assert (out / "dataset.json").is_file()
 
 

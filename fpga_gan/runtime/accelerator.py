@@ -68,8 +68,6 @@ class Backend(Protocol):
 
 BackendFactory = Callable[["Artifact"], Backend]
 _BACKENDS: dict[str, BackendFactory] = {}
-# Order in which backend="auto" tries them: real hardware first, the CPU fallback last.
-_AUTO_ORDER = ["pynq", "cpu"]   # the sim backend is only ever chosen by name: it is slow
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:

@@ -17,7 +17,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
-from fpga_gan.ops import DOMAIN, rtl_dir
+from fpga_gan.ops import DOMAIN, DepthToSpace, registered_ops, rtl_dir
 from fpga_gan.ops.lint import WRAPPER_CASES, generate_wrapper, lint
 from fpga_gan.ops.lint import main as lint_main
 
@@ -256,9 +256,9 @@ ILLEGAL = [
 ]
 
 
-@pytest.mark.parametrize("core,params,message", ILLEGAL, ids=[c[0] for c in ILLEGAL])
+@pytest.mark.parametrize("core,params,message", ILLEGAL, ids=[f"{c[0]}-{i}" for i, c in enumerate(ILLEGAL)])
 def test_illegal_parameters_fail_elaboration(core, params, message):
-    res = _lint([rtl_dir() / f"{core}.v"], core, *params)
+    res = _lint([rtl_dir() / f"{core}.sv"], core, *params)
     assert res.returncode != 0
     assert "USERFATAL" in res.stderr + res.stdout and message in res.stderr + res.stdout
 
@@ -289,7 +289,7 @@ def test_depth_to_space_rtl_cocotb(tmp_path, h, w, c, b, bits, mode):
 
     activate_verilator()
     run_cocotb(
-        sources=[rtl_dir() / "depth_to_space.v"],
+        sources=[rtl_dir() / f for f in DepthToSpace.rtl_sources()],
         toplevel="depth_to_space",
         test_module="tb_depth_to_space",
         parameters={"ELEM_BITS": bits, "IMG_W": w, "CHANNELS": c, "BLOCK": b, "DCR": int(mode == "DCR")},
@@ -310,6 +310,11 @@ def _bit_patterns(a, dtype: str) -> np.ndarray:
     return np.asarray(a).astype(np.int64).reshape(-1) & mask
 
 
+def _op_of_core(core: str):
+    """The registered op whose RTL core is ``hw/rtl/<core>.sv``."""
+    return next(op for op in registered_ops() if op.RTL_CORE == f"{core}.sv")
+
+
 def _run_stream_tb(tmp_path, name, core, test_module, parameters, arrays, env):
     from fpga_gan.toolchain import activate_verilator
 
@@ -320,7 +325,7 @@ def _run_stream_tb(tmp_path, name, core, test_module, parameters, arrays, env):
     build_dir.mkdir(parents=True)
     data = build_dir / "golden.npz"
     np.savez(data, **arrays)
-    run_cocotb(sources=[rtl_dir() / f"{core}.v"], toplevel=core, test_module=test_module, parameters=parameters,
+    run_cocotb(sources=[rtl_dir() / f for f in _op_of_core(core).rtl_sources()], toplevel=core, test_module=test_module, parameters=parameters,
                build_dir=build_dir, extra_env={"TB_DATA": str(data), **{k: str(v) for k, v in env.items()}})
 
 
@@ -333,14 +338,14 @@ UPS_SIM = [  # (H, W, C, f, SIMD, dtype, images)
 @pytest.mark.parametrize("h,w,c,f,simd,dtype,images", UPS_SIM,
                          ids=[f"h{p[0]}w{p[1]}c{p[2]}f{p[3]}s{p[4]}{p[5]}" for p in UPS_SIM])
 def test_upsample_nearest_rtl_cocotb(tmp_path, h, w, c, f, simd, dtype, images):
-    """hw/rtl/upsample_nearest.v under random input idles and output backpressure equals the golden model."""
+    """hw/rtl/upsample_nearest.sv under random input idles and output backpressure equals the golden model."""
     from fpga_gan.ops import upsample_nearest_nhwc
 
     rng = np.random.default_rng(100 + h * 10 + w + f)
     xs = [_rand((1, h, w, c), dtype, rng) for _ in range(images)]   # images back to back, no tlast
     ys = [upsample_nearest_nhwc(x, f) for x in xs]
     bits = DataType[dtype].bitwidth()
-    _run_stream_tb(tmp_path, f"ups_h{h}w{w}c{c}f{f}s{simd}{dtype}", "upsample_nearest", "tb_upsample_nearest",
+    _run_stream_tb(tmp_path, f"ups_h{h}w{w}c{c}f{f}s{simd}{dtype}", "upsample_nearest", "tb_one_stream",
                    {"ELEM_BITS": bits, "SIMD": simd, "IMG_W": w, "CHANNELS": c, "FACTOR": f},
                    {"x": _bit_patterns(np.concatenate(xs), dtype), "y": _bit_patterns(np.concatenate(ys), dtype)},
                    {"ELEM_BITS": bits, "SIMD": simd, "TB_SEED": h * 10 + f})
@@ -355,7 +360,7 @@ DUP_SIM = [  # (H, W, C, PE, NumOutputStreams, dtype)
 @pytest.mark.parametrize("h,w,c,pe,n,dtype", DUP_SIM,
                          ids=[f"h{p[0]}w{p[1]}c{p[2]}pe{p[3]}n{p[4]}{p[5]}" for p in DUP_SIM])
 def test_duplicate_streams_rtl_cocotb(tmp_path, h, w, c, pe, n, dtype):
-    """hw/rtl/duplicate_streams.v, every output stalling independently, equals the op's golden model."""
+    """hw/rtl/duplicate_streams.sv, every output stalling independently, equals the op's golden model."""
     rng = np.random.default_rng(200 + n * 10 + c)
     model = _model("DuplicateStreams", [(1, h, w, c)], [(1, h, w, c)] * n, dtype, ImgDim=[h, w], NumChannels=c,
                    PE=pe, NumOutputStreams=n)
@@ -378,7 +383,7 @@ CAT_SIM = [  # (H, W, ChannelsPerStream, SIMD, dtype)
 @pytest.mark.parametrize("h,w,chs,simd,dtype", CAT_SIM,
                          ids=[f"h{p[0]}w{p[1]}c{'-'.join(map(str, p[2]))}s{p[3]}{p[4]}" for p in CAT_SIM])
 def test_streaming_concat_rtl_cocotb(tmp_path, h, w, chs, simd, dtype):
-    """hw/rtl/streaming_concat.v, every input idling independently, equals the op's golden model."""
+    """hw/rtl/streaming_concat.sv, every input idling independently, equals the op's golden model."""
     rng = np.random.default_rng(300 + sum(chs))
     model = _model("StreamingConcat", [(1, h, w, c) for c in chs], [(1, h, w, sum(chs))], dtype, ImgDim=[h, w],
                    ChannelsPerStream=chs, SIMD=simd)
@@ -391,3 +396,41 @@ def test_streaming_concat_rtl_cocotb(tmp_path, h, w, chs, simd, dtype):
                    "tb_streaming_concat",
                    {"ELEM_BITS": bits, "SIMD": simd, "NUM_INPUTS": len(chs), "CHANNELS": packed}, arrays,
                    {"ELEM_BITS": bits, "SIMD": simd, "NUM_INPUTS": len(chs), "TB_SEED": sum(chs)})
+
+
+# ------------------------------------------------------------------------------ registry
+
+def test_op_facts_are_found_through_the_class_hierarchy():
+    """Facts declared on a backend-neutral class (ours or FINN's) hold for its RTL backend; a
+    layer with no declaration gets the neutral facts; conflicting declarations are refused."""
+    from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
+    from finn.custom_op.fpgadataflow.rtl import MVAU_rtl, StreamingFIFO_rtl
+    from finn.custom_op.fpgadataflow.rtl.crop_rtl import Crop_rtl
+
+    from fpga_gan.ops import custom_op
+    from fpga_gan.ops.registry import COMPUTE, FORK, GATHER, JOIN, OpFacts, declare_facts, facts_of
+
+    assert facts_of(custom_op["StreamingConcat_rtl"]).stream_role == JOIN
+    assert facts_of(custom_op["StreamingConcat_rtl"]).phase_role == GATHER
+    assert facts_of(custom_op["DuplicateStreams"]).stream_role == FORK
+    assert facts_of(MVAU_rtl).phase_role == COMPUTE and facts_of(StreamingFIFO_rtl).sized_fifo
+    assert facts_of(Crop_rtl) == OpFacts()
+    with pytest.raises(RuntimeError, match="declared twice"):
+        declare_facts(MVAU, OpFacts(stream_role=JOIN))
+    with pytest.raises(ValueError, match="stream_role"):
+        OpFacts(stream_role="merge")
+
+
+def test_every_registered_op_is_complete():
+    """What registration promises for each op: both classes resolvable in our domain and FINN's
+    RTL domain, a core in hw/rtl, and at least one lint case."""
+    import finn.custom_op.fpgadataflow.rtl as finn_rtl
+
+    from fpga_gan.ops import custom_op
+
+    assert registered_ops()
+    for op in registered_ops():
+        rtl = custom_op[f"{op.__name__}_rtl"]
+        assert custom_op[op.__name__] is op and finn_rtl.custom_op[rtl.__name__] is rtl
+        assert all((rtl_dir() / f).is_file() for f in op.rtl_sources()), op.__name__
+        assert op.LINT_CASES, op.__name__

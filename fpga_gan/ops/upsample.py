@@ -17,6 +17,7 @@ from ._base import (
     ceil_log2,
     counter_luts,
 )
+from .registry import LintCase, register_op
 
 
 def upsample_nearest_nhwc(x: np.ndarray, factor: int) -> np.ndarray:
@@ -25,8 +26,20 @@ def upsample_nearest_nhwc(x: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(x, f, axis=1), f, axis=2)
 
 
+@register_op
 class UpsampleNearest(GanHWOp):
     """Streaming nearest upsample: (1, H, W, C) -> (1, H*f, W*f, C)."""
+
+    RTL_CORE = "upsample_nearest.sv"
+    RTL_DEPS = ("pingpong_row_buffer.sv",)
+    LINT_CASES = (
+        LintCase("ups_int4_s1", [(1, 2, 3, 3)], [(1, 4, 6, 3)], "INT4",
+                 {"ImgDim": [2, 3], "NumChannels": 3, "Factor": 2, "SIMD": 1}),
+        LintCase("ups_uint8_s4_f3", [(1, 4, 5, 8)], [(1, 12, 15, 8)], "UINT8",
+                 {"ImgDim": [4, 5], "NumChannels": 8, "Factor": 3, "SIMD": 4}),
+        LintCase("ups_bip_s2_f1", [(1, 1, 1, 2)], [(1, 1, 1, 2)], "BIPOLAR",
+                 {"ImgDim": [1, 1], "NumChannels": 2, "Factor": 1, "SIMD": 2}),
+    )
 
     def get_nodeattr_types(self):
         attrs = {
@@ -96,14 +109,7 @@ class UpsampleNearest(GanHWOp):
     def execute_node(self, context, graph):
         self.golden(context)
 
-
-class UpsampleNearest_rtl(GanRTLMixin, UpsampleNearest):
-    """RTL backend: ``hw/rtl/upsample_nearest.v`` under a FINN wrapper."""
-
-    CORE = "upsample_nearest.v"
-    TEMPLATE = "upsample_nearest_template.v"
-
-    def template_values(self):
+    def rtl_parameters(self):
         _, w = self.get_nodeattr("ImgDim")
         return {
             "ELEM_BITS": self.get_input_datatype().bitwidth(),

@@ -58,6 +58,23 @@ def counter_luts(*limits: int) -> int:
     return sum(2 * ceil_log2(n) for n in limits)
 
 
+def image_problems(op, fold_attr: str | None = "SIMD") -> list[str]:
+    """Attribute errors of the common geometry: ``ImgDim`` [H, W], ``NumChannels`` and (unless
+    None) the channel folding attribute ``fold_attr``, which must divide the channels."""
+    out = []
+    dims = list(op.get_nodeattr("ImgDim"))
+    if len(dims) != 2 or min(dims, default=0) < 1:
+        out.append(f"ImgDim must be [H, W] with H, W >= 1 (got {dims})")
+    ch = op.get_nodeattr("NumChannels")
+    if ch < 1:
+        out.append("NumChannels must be >= 1")
+    if fold_attr is not None:
+        fold = op.get_nodeattr(fold_attr)
+        if fold < 1 or (ch >= 1 and ch % fold):
+            out.append(f"{fold_attr} ({fold}) must be >= 1 and divide NumChannels ({ch})")
+    return out
+
+
 class GanHWOp(HWCustomOp):
     """Base of the fpga_gan ops: one FINN datatype (``inputDataType``) shared by all ports.
 

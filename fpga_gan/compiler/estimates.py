@@ -93,26 +93,32 @@ def zero_insertion_mvau(record: dict, pe_simd: int) -> tuple[int, int]:
 
 
 def subpixel_mvaus(model: ModelWrapper) -> list[dict]:
-    """Per DepthToSpace layer, in graph order: the ConvTranspose it was lowered from (``source``,
-    its provenance tag; None for a user's own DepthToSpace / PixelShuffle) and the MVAUs that
-    compute its phases: the one MVAU in front of it, or the per-phase MVAUs behind its
-    StreamingConcat (through the zero fill of a short phase)."""
+    """Per sub-pixel convolution (a layer of phase role "interleave": DepthToSpace), in graph
+    order: the ConvTranspose it was lowered from (``source``, its provenance tag; None for a
+    user's own DepthToSpace / PixelShuffle) and the layers that compute its phases ("compute":
+    the MVAU in front of it, or the per-phase MVAUs behind a "gather" layer, a StreamingConcat,
+    through the zero fill of a short phase, FINN's FMPadding). The roles are the layers' own facts
+    (:mod:`fpga_gan.ops.registry`)."""
+    from ..ops.registry import COMPUTE, GATHER, INTERLEAVE, facts_of
     from .passes.subpixel import provenance
 
-    def mvaus_behind(tensor: str) -> list[str]:
+    def role(node) -> str:
+        return facts_of(getCustomOp(node)).phase_role
+
+    def computing_behind(tensor: str) -> list[str]:
         producer = model.find_producer(tensor)
         if producer is None:
             return []
-        if producer.op_type.startswith("MVAU"):
+        if role(producer) == COMPUTE:
             return [producer.name]
-        if producer.op_type.startswith("StreamingConcat"):
-            return [name for inp in producer.input for name in mvaus_behind(inp)]
-        if producer.op_type.startswith("FMPadding"):
-            return mvaus_behind(producer.input[0])
+        if role(producer) == GATHER:
+            return [name for inp in producer.input for name in computing_behind(inp)]
+        if producer.op_type.startswith("FMPadding"):          # FINN's zero fill of a short phase
+            return computing_behind(producer.input[0])
         return []
 
-    return [{"source": provenance(n.doc_string), "mvaus": mvaus_behind(n.input[0])}
-            for n in model.graph.node if n.op_type.startswith("DepthToSpace")]
+    return [{"source": provenance(n.doc_string), "mvaus": computing_behind(n.input[0])}
+            for n in model.graph.node if role(n) == INTERLEAVE]
 
 
 def deconv_comparison(records: list[dict], nodes: list[dict], groups: list[dict]) -> list[dict]:

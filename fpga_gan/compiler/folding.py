@@ -15,6 +15,7 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from ..ops.registry import facts_of
 from .boards import fit_check
 from .errors import CompileError
 
@@ -171,11 +172,29 @@ def pack_dsp_lanes(model: ModelWrapper, board) -> ModelWrapper:
     return model
 
 
+def fold_declared_knobs(model: ModelWrapper, target_cycles: int) -> ModelWrapper:
+    """Fold the layers FINN's SetFolding does not know (its op lists are fixed): each layer that
+    declares a ``fold_knob`` (:mod:`fpga_gan.ops.registry`) gets the smallest divisor of its
+    ``fold_limit`` that meets ``target_cycles``, or the largest one."""
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        facts = facts_of(inst)
+        if not facts.fold_knob:
+            continue
+        limit, _ = facts.fold_limit(inst, facts.fold_knob)
+        for value in _divisors(limit):
+            inst.set_nodeattr(facts.fold_knob, value)
+            if inst.get_exp_cycles() <= target_cycles:
+                break
+    return model
+
+
 def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
     from finn.transformation.fpgadataflow.set_folding import SetFolding
 
     model = model.transform(SetFolding(target_cycles_per_frame=max(1, int(target_cycles)),
                                        mvau_wwidth_max=ctx.cfg.mvau_wwidth_max, two_pass_relaxation=True))
+    model = fold_declared_knobs(model, max(1, int(target_cycles)))
     model = pack_dsp_lanes(widen_deep_memories(model, ctx.board.part), ctx.board)
     from ..ops.elementwise_add import op_facts      # HOOK: SetFolding leaves FINN's RTL adds at PE 1
 
@@ -233,18 +252,7 @@ def validate_folding(model: ModelWrapper, config: dict, source: str) -> None:
             except AttributeError:
                 problems.append(f"{name} ({op}) has no {key} attribute")
                 continue
-            if op.startswith("MVAU"):
-                limit = inst.get_nodeattr("MH" if key == "PE" else "MW")
-                what = "output channels" if key == "PE" else "input channels x k x k"
-            elif op.startswith("Thresholding") or op.startswith("StreamingConcat") or op.startswith("Crop"):
-                limit = inst.get_normal_input_shape()[-1]
-                what = "channels"
-            elif op.startswith("ConvolutionInputGenerator") or op.startswith("FMPadding"):
-                limit = inst.get_normal_input_shape()[-1]
-                what = "input channels"
-            else:
-                limit = inst.get_normal_input_shape()[-1]
-                what = "channels"
+            limit, what = facts_of(inst).fold_limit(inst, key)   # the layer's own rule (fpga_gan.ops.registry)
             if limit % value:
                 problems.append(f"{name} ({op}): {key}={value} does not divide its {what} ({limit})")
     if problems:

@@ -58,12 +58,53 @@ def counter_luts(*limits: int) -> int:
     return sum(2 * ceil_log2(n) for n in limits)
 
 
+def image_problems(op, fold_attr: str | None = "SIMD") -> list[str]:
+    """Attribute errors of the common geometry: ``ImgDim`` [H, W], ``NumChannels`` and (unless
+    None) the channel folding attribute ``fold_attr``, which must divide the channels."""
+    out = []
+    dims = list(op.get_nodeattr("ImgDim"))
+    if len(dims) != 2 or min(dims, default=0) < 1:
+        out.append(f"ImgDim must be [H, W] with H, W >= 1 (got {dims})")
+    ch = op.get_nodeattr("NumChannels")
+    if ch < 1:
+        out.append("NumChannels must be >= 1")
+    if fold_attr is not None:
+        fold = op.get_nodeattr(fold_attr)
+        if fold < 1 or (ch >= 1 and ch % fold):
+            out.append(f"{fold_attr} ({fold}) must be >= 1 and divide NumChannels ({ch})")
+    return out
+
+
 class GanHWOp(HWCustomOp):
     """Base of the fpga_gan ops: one FINN datatype (``inputDataType``) shared by all ports.
 
     Subclasses define ``_simd()`` (elements per beat), the shapes and ``_problems()`` (a list of
-    human-readable attribute errors, empty when the node is consistent).
+    human-readable attribute errors, empty when the node is consistent), and the facts that the
+    rest of fpga_gan reads off the class (see :mod:`fpga_gan.ops.registry`):
+
+    * ``RTL_CORE``, ``RTL_DEPS``, ``rtl_parameters()``: the core in ``hw/rtl`` and its parameters;
+    * ``LINT_CASES``: configurations whose generated wrapper ``make lint`` checks;
+    * ``FACTS``: an :class:`~fpga_gan.ops.registry.OpFacts` for the simulator, folding, estimates;
+    * ``LAYOUT_PASSES``: qonnx Transformations the compiler's streamline stage runs (with FINN's
+      Transpose moves, to a fixed point) so the op's ONNX pattern reaches NHWC form;
+    * ``INFER_PASSES``: Transformations the convert_to_hw stage runs (first) to make the op;
+    * resource and cycle estimates as FINN's methods (``lut_estimation``, ``get_exp_cycles``...).
     """
+
+    RTL_CORE: str = ""
+    RTL_DEPS: tuple[str, ...] = ()
+    LINT_CASES: tuple = ()
+    LAYOUT_PASSES: tuple = ()
+    INFER_PASSES: tuple = ()
+
+    def rtl_parameters(self) -> dict[str, int | str]:  # pragma: no cover - overridden
+        """The core's Verilog parameters, in the core's order (values as Verilog literals)."""
+        raise NotImplementedError
+
+    @classmethod
+    def rtl_sources(cls) -> list[str]:
+        """Files of ``hw/rtl`` the op's RTL needs, dependencies first."""
+        return [*cls.RTL_DEPS, cls.RTL_CORE]
 
     def get_nodeattr_types(self):
         attrs = {"inputDataType": ("s", True, "")}
@@ -150,18 +191,22 @@ class GanHWOp(HWCustomOp):
         return 0
 
 
-class GanRTLMixin(RTLBackend):
-    """RTL backend of an fpga_gan op: fills ``hw/rtl/<TEMPLATE>`` and copies ``hw/rtl/<CORE>``.
+TEMPLATE = "op_wrapper_template.v"
 
-    Subclasses set ``CORE`` (core module file) and ``TEMPLATE`` (wrapper template) and implement
-    ``template_values()`` returning the ``$KEY$`` substitutions (``TOP_MODULE_NAME`` is added here).
+
+class GanRTLMixin(RTLBackend):
+    """RTL backend of an fpga_gan op: fills ``hw/rtl/op_wrapper_template.v`` for the op's core.
+
+    The op class (the other base) says which core: ``RTL_CORE`` (the core's file in ``hw/rtl``,
+    module name = file stem), ``RTL_DEPS`` (further files it instantiates) and
+    ``rtl_parameters()`` (the core's parameters, in order). One template serves every op: the
+    wrappers differed only in those three facts.
     """
 
-    CORE: str = ""
-    TEMPLATE: str = ""
-
-    def template_values(self) -> dict[str, str]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def template_values(self) -> dict[str, str]:
+        params = self.rtl_parameters()
+        lines = [f"        .{key}({value})" for key, value in params.items()]
+        return {"CORE_MODULE": Path(self.RTL_CORE).stem, "CORE_PARAMETERS": ",\n".join(lines)}
 
     def _port_values(self) -> dict[str, str]:
         """Wrapper ports in FINN's naming plus the core connections (packed buses for N streams,
@@ -202,7 +247,7 @@ class GanRTLMixin(RTLBackend):
         out_dir.mkdir(parents=True, exist_ok=True)
         top = self.get_verilog_top_module_name()
         values = {"TOP_MODULE_NAME": top, **self._port_values(), **self.template_values()}
-        text = (rtl_dir() / self.TEMPLATE).read_text()
+        text = (rtl_dir() / TEMPLATE).read_text()
         # Drop the template-only header (everything up to the marker line), then fill the keys.
         marker = "// ---- generated wrapper begins ----"
         text = text.split(marker, 1)[1].lstrip("\n")
@@ -210,17 +255,18 @@ class GanRTLMixin(RTLBackend):
             text = text.replace(f"${key}$", str(value))
         leftover = re.findall(r"\$[A-Z][A-Z0-9_]*\$", text)
         if leftover:
-            raise RuntimeError(f"{self.TEMPLATE}: unfilled template keys {sorted(set(leftover))}")
-        header = (f"// Generated by fpga_gan.ops ({self.onnx_node.op_type}) from hw/rtl/{self.TEMPLATE};"
-                  " do not edit.\n")
+            raise RuntimeError(f"{TEMPLATE}: unfilled template keys {sorted(set(leftover))}")
+        header = (f"// Generated by fpga_gan.ops ({self.onnx_node.op_type}) from hw/rtl/{TEMPLATE}"
+                  f" for hw/rtl/{self.RTL_CORE}; do not edit.\n")
         (out_dir / f"{top}.v").write_text(header + text)
-        shutil.copyfile(rtl_dir() / self.CORE, out_dir / self.CORE)
+        for name in self.rtl_sources():
+            shutil.copyfile(rtl_dir() / name, out_dir / name)
         self.set_nodeattr("gen_top_module", top)
         self.set_nodeattr("ipgen_path", str(out_dir))
         self.set_nodeattr("ip_path", str(out_dir))
 
     def get_rtl_file_list(self, abspath=False):
-        files = [self.CORE, f"{self.get_nodeattr('gen_top_module')}.v"]
+        files = [*self.rtl_sources(), f"{self.get_nodeattr('gen_top_module')}.v"]
         if abspath:
             base = Path(self.get_nodeattr("code_gen_dir_ipgen"))
             return [str(base / f) for f in files]

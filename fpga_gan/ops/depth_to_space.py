@@ -12,8 +12,9 @@ convolution (and PyTorch's PixelShuffle exports). DCR is what a channel concaten
 per-phase streams delivers (``fpga_gan.compiler.passes.phases``), so that form needs no
 channel permutation in between.
 
-The RTL (``hw/rtl/depth_to_space.v``) moves one element per beat: the upstream MVAU's PE output
-is narrowed by a data width converter. Its ping-pong row buffer holds two input rows.
+The RTL (``hw/rtl/depth_to_space.sv``) moves one element per beat: the upstream MVAU's PE output
+is narrowed by a data width converter. Its ping-pong row buffer (``pingpong_row_buffer.sv``)
+holds two input rows.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import numpy as np
 
 from ._base import (
     GanHWOp,
-    GanRTLMixin,
     buffer_bram18,
     buffer_lutram_luts,
     ceil_log2,
     counter_luts,
 )
+from .registry import INTERLEAVE, LintCase, OpFacts, register_op
 
 MODES = ("CRD", "DCR")
 
@@ -48,8 +49,24 @@ def depth_to_space_nhwc(x: np.ndarray, block: int, mode: str = "CRD") -> np.ndar
     return y.reshape(n, h * b, w * b, c)
 
 
+@register_op
 class DepthToSpace(GanHWOp):
     """Streaming NHWC DepthToSpace (CRD or DCR order): (1, H, W, C*b*b) -> (1, H*b, W*b, C)."""
+
+    RTL_CORE = "depth_to_space.sv"
+    RTL_DEPS = ("pingpong_row_buffer.sv",)
+    # the end of a sub-pixel convolution: the report pairs it with the MVAUs of its phases
+    FACTS = OpFacts(phase_role=INTERLEAVE)
+    LINT_CASES = (
+        LintCase("d2s_int4_w4_c2_b2", [(1, 3, 4, 8)], [(1, 6, 8, 2)], "INT4",
+                 {"ImgDim": [3, 4], "NumChannels": 2, "BlockSize": 2}),
+        LintCase("d2s_uint8_w1_c1_b1", [(1, 1, 1, 1)], [(1, 1, 1, 1)], "UINT8",
+                 {"ImgDim": [1, 1], "NumChannels": 1, "BlockSize": 1}),
+        LintCase("d2s_int3_w7_c5_b3", [(1, 2, 7, 45)], [(1, 6, 21, 5)], "INT3",
+                 {"ImgDim": [2, 7], "NumChannels": 5, "BlockSize": 3}),
+        LintCase("d2s_int5_w3_c6_b2_dcr", [(1, 2, 3, 24)], [(1, 4, 6, 6)], "INT5",
+                 {"ImgDim": [2, 3], "NumChannels": 6, "BlockSize": 2, "Mode": "DCR"}),
+    )
 
     def get_nodeattr_types(self):
         attrs = {
@@ -116,14 +133,7 @@ class DepthToSpace(GanHWOp):
     def execute_node(self, context, graph):
         self.golden(context)
 
-
-class DepthToSpace_rtl(GanRTLMixin, DepthToSpace):
-    """RTL backend: ``hw/rtl/depth_to_space.v`` under a FINN wrapper (``depth_to_space_template.v``)."""
-
-    CORE = "depth_to_space.v"
-    TEMPLATE = "depth_to_space_template.v"
-
-    def template_values(self):
+    def rtl_parameters(self):
         _, w = self.get_nodeattr("ImgDim")
         return {
             "ELEM_BITS": self.get_input_datatype().bitwidth(),

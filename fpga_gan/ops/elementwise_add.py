@@ -76,6 +76,20 @@ def lut_estimate(inst) -> int:
 _FACTS = OpFacts(joins_skip=True, fold=fold_for_cycles, lut_estimate=lut_estimate)
 
 
+def _declare_stream_role() -> None:
+    """The registry's view (:mod:`fpga_gan.ops.registry`): the add joins two streams in lockstep,
+    so the simulator sizes the FIFOs on its bypass like a concat's skip FIFOs."""
+    from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
+
+    from .registry import JOIN, declare_facts
+    from .registry import OpFacts as RegistryFacts
+
+    declare_facts(ElementwiseAdd, RegistryFacts(stream_role=JOIN))
+
+
+_declare_stream_role()
+
+
 def op_facts(node) -> OpFacts | None:
     """The facts of ``node``'s op if it is FINN's elementwise add, else None (the lookup the other
     modules call instead of testing op names)."""

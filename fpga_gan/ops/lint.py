@@ -3,8 +3,9 @@
 What we own is more than the files in ``hw/rtl``: each op's FINN wrapper exists only once
 ``generate_hdl`` has filled its template, so the wrappers are generated here for a set of
 representative configurations (odd widths, several streams, SIMD > 1) and linted with their
-cores. The Verilator stand-ins in ``sim/rtl`` for finn-rtllib files are linted against the
-finn-rtllib package they need. Every file must pass ``-Wall`` with no waivers on the command line.
+cores (every op's ``LINT_CASES``). Each file is linted in the language its extension says:
+``.sv`` as SystemVerilog, ``.v`` as Verilog-2005. The Verilator stand-ins in ``sim/rtl`` for
+finn-rtllib files are linted against the finn-rtllib package they need. Every file must pass ``-Wall`` with no waivers on the command line.
 
     python -m fpga_gan.ops.lint [--keep DIR]
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._base import DOMAIN, rtl_dir
+from .registry import registered_ops
 
 FPGAPART = "xc7z020clg400-1"
 SIM_RTL = Path(__file__).resolve().parents[2] / "sim" / "rtl"
@@ -36,30 +38,21 @@ class WrapperCase:
     attrs: dict
 
 
-WRAPPER_CASES = [
-    WrapperCase("d2s_int4_w4_c2_b2", "DepthToSpace_rtl", [(1, 3, 4, 8)], [(1, 6, 8, 2)], "INT4",
-                {"ImgDim": [3, 4], "NumChannels": 2, "BlockSize": 2}),
-    WrapperCase("d2s_uint8_w1_c1_b1", "DepthToSpace_rtl", [(1, 1, 1, 1)], [(1, 1, 1, 1)], "UINT8",
-                {"ImgDim": [1, 1], "NumChannels": 1, "BlockSize": 1}),
-    WrapperCase("d2s_int3_w7_c5_b3", "DepthToSpace_rtl", [(1, 2, 7, 45)], [(1, 6, 21, 5)], "INT3",
-                {"ImgDim": [2, 7], "NumChannels": 5, "BlockSize": 3}),
-    WrapperCase("d2s_int5_w3_c6_b2_dcr", "DepthToSpace_rtl", [(1, 2, 3, 24)], [(1, 4, 6, 6)], "INT5",
-                {"ImgDim": [2, 3], "NumChannels": 6, "BlockSize": 2, "Mode": "DCR"}),
-    WrapperCase("ups_int4_s1", "UpsampleNearest_rtl", [(1, 2, 3, 3)], [(1, 4, 6, 3)], "INT4",
-                {"ImgDim": [2, 3], "NumChannels": 3, "Factor": 2, "SIMD": 1}),
-    WrapperCase("ups_uint8_s4_f3", "UpsampleNearest_rtl", [(1, 4, 5, 8)], [(1, 12, 15, 8)], "UINT8",
-                {"ImgDim": [4, 5], "NumChannels": 8, "Factor": 3, "SIMD": 4}),
-    WrapperCase("ups_bip_s2_f1", "UpsampleNearest_rtl", [(1, 1, 1, 2)], [(1, 1, 1, 2)], "BIPOLAR",
-                {"ImgDim": [1, 1], "NumChannels": 2, "Factor": 1, "SIMD": 2}),
-    WrapperCase("dup_2x_int4", "DuplicateStreams_rtl", [(1, 2, 2, 4)], [(1, 2, 2, 4)] * 2, "INT4",
-                {"ImgDim": [2, 2], "NumChannels": 4, "PE": 1, "NumOutputStreams": 2}),
-    WrapperCase("dup_3x_uint8_pe3", "DuplicateStreams_rtl", [(1, 2, 2, 6)], [(1, 2, 2, 6)] * 3, "UINT8",
-                {"ImgDim": [2, 2], "NumChannels": 6, "PE": 3, "NumOutputStreams": 3}),
-    WrapperCase("cat_2in_int4", "StreamingConcat_rtl", [(1, 2, 2, 2), (1, 2, 2, 3)], [(1, 2, 2, 5)], "INT4",
-                {"ImgDim": [2, 2], "ChannelsPerStream": [2, 3], "SIMD": 1}),
-    WrapperCase("cat_3in_uint8_s2", "StreamingConcat_rtl", [(1, 2, 2, 4), (1, 2, 2, 2), (1, 2, 2, 6)],
-                [(1, 2, 2, 12)], "UINT8", {"ImgDim": [2, 2], "ChannelsPerStream": [4, 2, 6], "SIMD": 2}),
-]
+def wrapper_cases() -> list[WrapperCase]:
+    """Every registered op's ``LINT_CASES``, for its ``*_rtl`` backend."""
+    import fpga_gan.ops  # noqa: F401 - imports (registers) every op module
+
+    return [WrapperCase(c.name, f"{op.__name__}_rtl", c.in_shapes, c.out_shapes, c.dtype, c.attrs)
+            for op in registered_ops() for c in op.LINT_CASES]
+
+
+WRAPPER_CASES = wrapper_cases()
+
+
+def language_args(files) -> list[str]:
+    """Verilator reads every file as SystemVerilog unless told otherwise: ``.v`` files are
+    Verilog-2005 (what Vivado reads them as), ``.sv`` SystemVerilog, as their extension says."""
+    return ["+1364-2005ext+v"] if any(str(f).endswith(".v") for f in files) else []
 
 
 @dataclass
@@ -75,10 +68,13 @@ class LintResult:
 
 
 def lint(files: list[Path], top: str, *extra: str) -> subprocess.CompletedProcess:
-    """``verilator --lint-only -Wall`` of ``files`` with ``top`` as the top module."""
+    """``verilator --lint-only -Wall`` of ``files`` with ``top`` as the top module, each file in
+    the language its extension says (:func:`language_args`)."""
     from ..toolchain import verilator_env
 
-    return subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *extra, *map(str, files)],
+    library = ["-y", str(rtl_dir()), "+libext+.sv"]    # modules a core instantiates, found by name
+    return subprocess.run(["verilator", "--lint-only", "-Wall", *language_args(files), *library, "--top-module", top,
+                           *extra, *map(str, files)],
                           check=False, env=verilator_env(), capture_output=True, text=True, timeout=120)
 
 
@@ -117,7 +113,7 @@ def lint_all(work_dir: Path) -> list[LintResult]:
 
     initialize_dummy_settings()
     results = []
-    for core in sorted(rtl_dir().glob("*.v")):
+    for core in sorted([*rtl_dir().glob("*.sv"), *rtl_dir().glob("*.v")]):
         if core.stem.endswith("_template"):
             continue                                  # linted as filled wrappers below
         res = lint([core], core.stem)

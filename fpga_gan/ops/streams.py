@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import GanHWOp, GanRTLMixin, ceil_log2, counter_luts
+from ._base import GanHWOp, ceil_log2, counter_luts, image_problems
+from .registry import FORK, GATHER, JOIN, LintCase, OpFacts, register_op
 
 
 def _dims_problems(dims) -> list[str]:
@@ -17,8 +18,18 @@ def _dims_problems(dims) -> list[str]:
     return []
 
 
+@register_op
 class DuplicateStreams(GanHWOp):
     """One NHWC stream (1, H, W, C) to NumOutputStreams identical outputs."""
+
+    RTL_CORE = "duplicate_streams.sv"
+    FACTS = OpFacts(stream_role=FORK)            # a skip connection starts here
+    LINT_CASES = (
+        LintCase("dup_2x_int4", [(1, 2, 2, 4)], [(1, 2, 2, 4)] * 2, "INT4",
+                 {"ImgDim": [2, 2], "NumChannels": 4, "PE": 1, "NumOutputStreams": 2}),
+        LintCase("dup_3x_uint8_pe3", [(1, 2, 2, 6)], [(1, 2, 2, 6)] * 3, "UINT8",
+                 {"ImgDim": [2, 2], "NumChannels": 6, "PE": 3, "NumOutputStreams": 3}),
+    )
 
     def get_nodeattr_types(self):
         attrs = {
@@ -38,12 +49,7 @@ class DuplicateStreams(GanHWOp):
         return self.get_nodeattr("PE")
 
     def _problems(self):
-        out = _dims_problems(self.get_nodeattr("ImgDim"))
-        ch, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
-        if ch < 1:
-            out.append("NumChannels must be >= 1")
-        if pe < 1 or (ch >= 1 and ch % pe):
-            out.append(f"PE ({pe}) must be >= 1 and divide NumChannels ({ch})")
+        out = image_problems(self, "PE")
         n = self.get_nodeattr("NumOutputStreams")
         if n < 2:
             out.append(f"NumOutputStreams must be >= 2 (got {n})")
@@ -87,19 +93,23 @@ class DuplicateStreams(GanHWOp):
     def execute_node(self, context, graph):
         self.golden(context)
 
-
-class DuplicateStreams_rtl(GanRTLMixin, DuplicateStreams):
-    """RTL backend: ``hw/rtl/duplicate_streams.v``; wrapper ports in0_V, out0_V .. out<N-1>_V."""
-
-    CORE = "duplicate_streams.v"
-    TEMPLATE = "duplicate_streams_template.v"
-
-    def template_values(self):
+    def rtl_parameters(self):
         return {"DATA_WIDTH": self.get_instream_width(), "NUM_OUTPUTS": self.get_nodeattr("NumOutputStreams")}
 
 
+@register_op
 class StreamingConcat(GanHWOp):
     """Channel concatenation of N NHWC streams (1, H, W, C_i) -> (1, H, W, sum C_i), input order."""
+
+    RTL_CORE = "streaming_concat.sv"
+    # a skip connection ends here; and a concat of per-phase streams is one sub-pixel convolution
+    FACTS = OpFacts(stream_role=JOIN, phase_role=GATHER)
+    LINT_CASES = (
+        LintCase("cat_2in_int4", [(1, 2, 2, 2), (1, 2, 2, 3)], [(1, 2, 2, 5)], "INT4",
+                 {"ImgDim": [2, 2], "ChannelsPerStream": [2, 3], "SIMD": 1}),
+        LintCase("cat_3in_uint8_s2", [(1, 2, 2, 4), (1, 2, 2, 2), (1, 2, 2, 6)], [(1, 2, 2, 12)], "UINT8",
+                 {"ImgDim": [2, 2], "ChannelsPerStream": [4, 2, 6], "SIMD": 2}),
+    )
 
     def get_nodeattr_types(self):
         attrs = {
@@ -159,16 +169,9 @@ class StreamingConcat(GanHWOp):
     def execute_node(self, context, graph):
         self.golden(context)
 
-
-class StreamingConcat_rtl(GanRTLMixin, StreamingConcat):
-    """RTL backend: ``hw/rtl/streaming_concat.v``; wrapper ports in0_V .. in<N-1>_V, out0_V."""
-
-    CORE = "streaming_concat.v"
-    TEMPLATE = "streaming_concat_template.v"
-
-    def template_values(self):
+    def rtl_parameters(self):
         chs = [int(c) for c in self.get_nodeattr("ChannelsPerStream")]
-        packed = "{" + ", ".join(f"32'd{c}" for c in reversed(chs)) + "}"
+        packed = "{" + ", ".join(f"32'd{c}" for c in reversed(chs)) + "}"   # input 0 in the lowest bits
         return {
             "ELEM_BITS": self.get_input_datatype().bitwidth(),
             "SIMD": self.get_nodeattr("SIMD"),

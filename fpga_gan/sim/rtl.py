@@ -168,11 +168,12 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from finn.util.settings import initialize_dummy_settings
+    from finn.util.settings import get_settings, initialize_dummy_settings
     from qonnx.custom_op.registry import getCustomOp
     from qonnx.transformation.general import GiveUniqueNodeNames
 
     from ..compiler.boards import get_board
+    from ..ops.registry import Stitch, facts_of
 
     build_dir = Path(build_dir).resolve()
     rtl_dir = Path(rtl_dir or build_dir / "rtl").resolve()
@@ -182,6 +183,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     os.environ["FINN_BUILD_DIR"] = str(rtl_dir / "layers")     # FINN's code generation dirs go here
     initialize_dummy_settings()
     import fpga_gan.ops  # noqa: F401 - registers our *_rtl classes with FINN
+    rtllib = Path(get_settings().finn_rtllib)
 
     _, model, state = partition_model(build_dir)
     digest = partition_digest(build_dir)
@@ -195,7 +197,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
     real_fifos = fifo_depths is not None
     fifo_depths = dict(fifo_depths or {})
     for node in model.graph.node:
-        if node.op_type.startswith("StreamingFIFO"):
+        if facts_of(getCustomOp(node)).sized_fifo:
             inst = getCustomOp(node)
             inst.set_nodeattr("depth", int(fifo_depths.get(node.name, max(default_fifo_depth, 2))))
             inst.set_nodeattr("impl_style", "rtl")
@@ -235,29 +237,14 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
             _connect(tensors, tensor, _stream_width(inst, "out", i), node.name)
             for sig in ("TDATA", "TVALID", "TREADY"):
                 conns[f"out{i}_V_{sig}"] = f"{_net(tensor)}_{sig.lower()}"
-        params = ""
-        code_dir = Path(inst.get_nodeattr("code_gen_dir_ipgen"))
-        if node.op_type.startswith("Thresholding"):
-            params = f' #(.THRESHOLDS_PATH("{code_dir}/{node.name}_"))'
-        if node.op_type.startswith("MVAU") and inst.get_nodeattr("mem_mode") == "internal_decoupled":
-            stream = f"{node.name}_weights"
-            wrapper = next(code_dir.glob("*_memstream_wrapper.v"))
-            from finn.util.settings import get_settings
-
-            rtllib = Path(get_settings().finn_rtllib)
-            add_sources([rtllib / "axi/hdl/axilite.sv", rtllib / "memstream/hdl/memstream.sv",
-                         rtllib / "memstream/hdl/memstream_axi.sv", wrapper])
-            width = (inst.get_instream_width(1) + 7) // 8 * 8
-            wires.append(f"wire [{width - 1}:0] {stream}_tdata;\nwire {stream}_tvalid, {stream}_tready;")
-            ms_ports = _ports(wrapper.read_text(), wrapper.stem)
-            ms_conns = {"ap_clk": "ap_clk", "ap_clk2x": "ap_clk", "ap_rst_n": "ap_rst_n",
-                        "m_axis_0_tdata": f"{stream}_tdata", "m_axis_0_tvalid": f"{stream}_tvalid",
-                        "m_axis_0_tready": f"{stream}_tready"}
-            instances.append(_instance(wrapper.stem, f"{node.name}_wstrm", ms_ports, ms_conns,
-                                       f' #(.INIT_FILE("{code_dir}/memblock.dat"))'))
-            for sig in ("TDATA", "TVALID", "TREADY"):
-                conns[f"in1_V_{sig}"] = f"{stream}_{sig.lower()}"
-        if node.op_type.startswith("StreamingFIFO"):
+        facts = facts_of(inst)
+        stitch = Stitch(node_name=node.name, code_dir=Path(inst.get_nodeattr("code_gen_dir_ipgen")),
+                        rtllib=rtllib, conns=conns, add_sources=add_sources, wires=wires, instances=instances,
+                        ports_of=lambda path, mod: _ports(Path(path).read_text(), mod), instance=_instance)
+        if facts.sim_hook is not None:
+            facts.sim_hook(inst, node, stitch)
+        params = stitch.params
+        if facts.sized_fifo:
             peak = f"fifo_peak_{len(fifo_names)}"
             fifo_names.append(node.name)
             peaks.append(peak)
@@ -293,7 +280,7 @@ def generate_rtl(build_dir: Path, fifo_depths: dict[str, int] | None = None, def
         out_shape=[int(v) for v in lout.get_normal_output_shape(0)],
         fifo_depths=fifo_depths, clock_mhz=clock_mhz, default_fifo_depth=default_fifo_depth,
         source_digest=digest, layers=layers, fifo_names=fifo_names, real_fifos=real_fifos, inputs=streams)
-    top_path = rtl_dir / f"{TOP}.v"
+    top_path = rtl_dir / f"{TOP}.sv"     # SystemVerilog (casts, '0)
     ports_in = [(st["port"], tensors[name][0], _net(name)) for st, name in zip(streams, graph_ins)]
     top_path.write_text(_top_verilog(design, ports_in, tensors[graph_out][0], _net(graph_out),
                                      wires, instances, peaks))

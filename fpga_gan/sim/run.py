@@ -93,27 +93,35 @@ THROUGHPUT_SLACK = 1.01
 def skip_fifos(model) -> set[str]:
     """The FIFOs that buffer a skip connection.
 
-    They sit between a DuplicateStreams output and a StreamingConcat (or residual add) input with
-    only FIFOs and width converters (or a residual requantizer) in between, and must hold everything the long branch delays, or the design
-    deadlocks. Every other FIFO only smooths rates: backpressure makes a shallow one safe, and its
-    peak fill in an unbounded run is mostly the backlog of a greedy source, not a need (the
-    try-on's input FIFOs filled to 40,000 beats, which no board could afford).
+    They sit between a layer that forks a stream (stream role "fork": DuplicateStreams) and one
+    that joins streams in lockstep ("join": a concat, an elementwise add) with only stream plumbing
+    ("pass": FIFOs, width converters, or a residual add's requantizer on its bypass) in between,
+    and must hold everything the long branch delays, or the design deadlocks. Every other FIFO
+    only smooths rates: backpressure makes a shallow one safe, and its peak fill in an unbounded
+    run is mostly the backlog of a greedy source, not a need (the try-on's input FIFOs filled to
+    40,000 beats, which no board could afford). The roles are the layers' own facts
+    (:mod:`fpga_gan.ops.registry`).
     """
-    from ..ops.elementwise_add import joins_skip, on_skip_path   # HOOK: residual adds (ops registry at merge)
+    from qonnx.custom_op.registry import getCustomOp
+
+    from ..ops.elementwise_add import on_skip_path
+    from ..ops.registry import FORK, JOIN, PASS, facts_of
+
+    def facts(node):
+        return facts_of(getCustomOp(node))
 
     skip: set[str] = set()
     for node in model.graph.node:
-        if not node.op_type.startswith("DuplicateStreams"):
+        if facts(node).stream_role != FORK:
             continue
         for tensor in node.output:
             path = []
             consumer = model.find_consumer(tensor)
-            while consumer is not None and (consumer.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter"))
-                                            or on_skip_path(consumer)):
+            while consumer is not None and (facts(consumer).stream_role == PASS or on_skip_path(consumer)):
                 path.append(consumer)
                 consumer = model.find_consumer(consumer.output[0])
-            if consumer is not None and (consumer.op_type.startswith("StreamingConcat") or joins_skip(consumer)):
-                skip.update(n.name for n in path if n.op_type.startswith("StreamingFIFO"))
+            if consumer is not None and facts(consumer).stream_role == JOIN:
+                skip.update(n.name for n in path if facts(n).sized_fifo)
     return skip
 
 

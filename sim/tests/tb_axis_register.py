@@ -1,4 +1,4 @@
-"""cocotb testbench of hw/rtl/axis_register.v: frames in == frames out under random stalls."""
+"""cocotb testbench of hw/rtl/axis_register.sv: frames in == frames out under random stalls."""
 
 import os
 import random

@@ -1,4 +1,4 @@
-"""cocotb testbench of hw/rtl/depth_to_space.v against fpga_gan's golden model.
+"""cocotb testbench of hw/rtl/depth_to_space.sv against fpga_gan's golden model.
 
 Streams NUM_IMAGES random NHWC images through the core with random idle cycles on the input and
 random backpressure on the output, and checks every output element against

@@ -1,4 +1,4 @@
-"""cocotb testbench of hw/rtl/duplicate_streams.v against fpga_gan's golden model.
+"""cocotb testbench of hw/rtl/duplicate_streams.sv against fpga_gan's golden model.
 
 The pytest driver (tests/test_ops.py) runs the DuplicateStreams op's golden model
 (fpga_gan/ops/streams.py) and hands the data over as an .npz file (TB_DATA), so the simulator

@@ -1,4 +1,4 @@
-"""cocotb testbench of hw/rtl/streaming_concat.v against fpga_gan's golden model.
+"""cocotb testbench of hw/rtl/streaming_concat.sv against fpga_gan's golden model.
 
 The pytest driver (tests/test_ops.py) runs the StreamingConcat op's golden model
 (fpga_gan/ops/streams.py) and hands the data over as an .npz file (TB_DATA), so the simulator

@@ -17,6 +17,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
 from ...ops import DOMAIN, FINN_RTL_DOMAIN
+from ...ops.registry import op_passes
 from .phases import SplitSubPixelPhases
 from .residual import InferResidualAdd, WidenResidualAddInputs, specialize_residual_adds
 
@@ -118,7 +119,8 @@ class ConvertToGANHWLayers(Transformation):
         from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
         from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
-        for t in (WidenResidualAddInputs(),      # residual adds: both inputs on one datatype (.residual)
+        for t in (*op_passes("infer"),      # each fpga_gan op's own layer inference (fpga_gan.ops.registry)
+                  WidenResidualAddInputs(),  # residual adds: both inputs on one datatype (.residual)
                   InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferConvInpGen(),
                   InferStreamingConcat(), InferResidualAdd(), InferDuplicateStreams(),
                   # integer thresholds inside their input's range first: FINN's Thresholding
@@ -221,5 +223,5 @@ def specialize_rtl(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
     for node in model.graph.node:
         if node.domain == DOMAIN and not node.op_type.endswith("_rtl"):
             node.op_type += "_rtl"
-            node.domain = FINN_RTL_DOMAIN            # see fpga_gan.ops.register_with_finn
+            node.domain = FINN_RTL_DOMAIN            # see fpga_gan.ops.registry.register_op
     return model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())

@@ -17,6 +17,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from .forks import MergeIdenticalSiblings
+from ...ops.registry import op_passes
 from .integer_io import RemoveIdentityThresholds
 from .layout import MoveTransposePastDataMovement
 from .residual import AlignResidualAddGrids, MoveEqualTransposesPastAdd
@@ -54,6 +55,7 @@ class StreamlineGAN(Transformation):
         ])
         model = model.transform(LowerConvsToMatMul())
         model = _to_fixed_point(model, [
+            *op_passes("layout"),           # each fpga_gan op's own moves (fpga_gan.ops.registry)
             MoveTransposePastDataMovement(), reorder.MoveTransposePastJoinConcat(), reorder.MoveTransposePastFork(),
             absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), Streamline(),
             MoveEqualTransposesPastAdd(),

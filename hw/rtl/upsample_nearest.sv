@@ -6,11 +6,12 @@
 // Output: the map with FACTOR times the rows and columns, same channels, same beat format:
 //         out[h*FACTOR + fh][w*FACTOR + fw][c] = in[h][w][c]   for fh, fw in [0, FACTOR).
 //
-// Architecture: a ping-pong row buffer of 2 x IMG_W*CHANNELS/SIMD words. The writer fills one bank
-// while the reader replays the other FACTOR*FACTOR times in output order. The output port moves
+// Architecture: a ping-pong row buffer (pingpong_row_buffer.sv) of 2 x IMG_W*CHANNELS/SIMD words;
+// this core is its read-address generator. One bank fills while the other is replayed
+// FACTOR*FACTOR times in output order. The output port moves
 // one beat per cycle in steady state (the input then runs at 1/FACTOR^2 of a beat per cycle, as
 // it must); latency is one input row. One write and one registered read port (block-RAM
-// inferable); the read register is the output register.
+// inferable, in the buffer); the read register is the output register.
 //
 // Ports follow FINN: clock ap_clk, active-low synchronous reset ap_rst_n; AXI-Stream without
 // tlast/tkeep; data width SIMD*ELEM_BITS (FINN's wrapper pads it to whole bytes).
@@ -66,112 +67,56 @@ module upsample_nearest #(
     localparam integer DW    = SIMD * ELEM_BITS;
     localparam integer FOLD  = (SIMD >= 1) ? CHANNELS / SIMD : 1;   // beats per pixel
     localparam integer ROW   = IMG_W * FOLD;                        // words in one input row
-    localparam integer DEPTH = 2 * ROW;
-    localparam integer AW    = (DEPTH > 2) ? $clog2(DEPTH) : 1;
+    localparam integer AW    = (2 * ROW > 2) ? $clog2(2 * ROW) : 1;
     localparam integer FW    = (FOLD > 1) ? $clog2(FOLD) : 1;
     localparam integer KW    = (FACTOR > 1) ? $clog2(FACTOR) : 1;
     localparam integer XW    = (IMG_W > 1) ? $clog2(IMG_W) : 1;
 
-    localparam [AW-1:0] A_ROW      = AW'(ROW);
-    localparam [AW-1:0] A_ROW_LAST = AW'(ROW - 1);
     localparam [AW-1:0] A_FOLD     = AW'(FOLD);
     localparam [FW-1:0] F_LAST     = FW'(FOLD - 1);
     localparam [KW-1:0] K_LAST     = KW'(FACTOR - 1);
     localparam [XW-1:0] X_LAST     = XW'(IMG_W - 1);
 
-    // Row buffer: bank 0 at [0, ROW), bank 1 at [ROW, 2*ROW).
-    reg [DW-1:0] mem [0:DEPTH-1];
-    reg [1:0]    full;               // bank holds a complete input row not yet replayed
+    wire rd_step;         // the buffer reads a word this cycle: advance the read address
 
-    // ---------------------------------------------------------------- writer (input order)
-    reg           wbank;
-    reg [AW-1:0]  wcnt;
-    wire          wr_fire = s_axis_tvalid && s_axis_tready;
-    wire          wr_last = wr_fire && (wcnt == A_ROW_LAST);
-    wire [AW-1:0] waddr   = (wbank ? A_ROW : {AW{1'b0}}) + wcnt;
-
-    assign s_axis_tready = !full[wbank];
-
-    always @(posedge ap_clk) begin
-        if (wr_fire) mem[waddr] <= s_axis_tdata;
-    end
-
-    always @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            wbank <= 1'b0;
-            wcnt  <= {AW{1'b0}};
-        end else if (wr_fire) begin
-            if (wr_last) begin
-                wbank <= !wbank;
-                wcnt  <= {AW{1'b0}};
-            end else begin
-                wcnt <= wcnt + 1'b1;
-            end
-        end
-    end
-
-    // ---------------------------------------------------------------- reader (output order)
-    // Loop nest, innermost first: fold, fw, w, fh. Address = bank base + w*FOLD + fold.
-    reg          rbank;
+    // ---------------------------------------------------------------- read addresses (output order)
+    // Loop nest, innermost first: fold, fw, w, fh. Offset = w*FOLD + fold.
     reg [FW-1:0] fold;
     reg [KW-1:0] fw, fh;
     reg [XW-1:0] w;
     reg [AW-1:0] pix_base;
-    reg [DW-1:0] rdata;
-    reg          out_valid;
 
     wire fold_wrap = (fold == F_LAST);
     wire fw_wrap   = fold_wrap && (fw == K_LAST);
     wire w_wrap    = fw_wrap && (w == X_LAST);
     wire fh_wrap   = w_wrap && (fh == K_LAST);
 
-    wire          rd_en   = full[rbank] && (!out_valid || m_axis_tready);
-    wire          rd_last = rd_en && fh_wrap;
-    wire [AW-1:0] raddr   = (rbank ? A_ROW : {AW{1'b0}}) + pix_base + AW'(fold);
-
-    assign m_axis_tdata  = rdata;
-    assign m_axis_tvalid = out_valid;
-
-    always @(posedge ap_clk) begin
-        if (rd_en) rdata <= mem[raddr];
-    end
-
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            rbank     <= 1'b0;
-            fold      <= {FW{1'b0}};
-            fw        <= {KW{1'b0}};
-            fh        <= {KW{1'b0}};
-            w         <= {XW{1'b0}};
-            pix_base  <= {AW{1'b0}};
-            out_valid <= 1'b0;
-        end else begin
-            if (rd_en) begin
-                out_valid <= 1'b1;
-            end else if (m_axis_tready) begin
-                out_valid <= 1'b0;
-            end
-            if (rd_en) begin
-                if (!fold_wrap) begin
-                    fold <= fold + 1'b1;
+            fold     <= {FW{1'b0}};
+            fw       <= {KW{1'b0}};
+            fh       <= {KW{1'b0}};
+            w        <= {XW{1'b0}};
+            pix_base <= {AW{1'b0}};
+        end else if (rd_step) begin
+            if (!fold_wrap) begin
+                fold <= fold + 1'b1;
+            end else begin
+                fold <= {FW{1'b0}};
+                if (!fw_wrap) begin
+                    fw <= fw + 1'b1;
                 end else begin
-                    fold <= {FW{1'b0}};
-                    if (!fw_wrap) begin
-                        fw <= fw + 1'b1;
+                    fw <= {KW{1'b0}};
+                    if (!w_wrap) begin
+                        w        <= w + 1'b1;
+                        pix_base <= pix_base + A_FOLD;
                     end else begin
-                        fw <= {KW{1'b0}};
-                        if (!w_wrap) begin
-                            w        <= w + 1'b1;
-                            pix_base <= pix_base + A_FOLD;
+                        w        <= {XW{1'b0}};
+                        pix_base <= {AW{1'b0}};
+                        if (!fh_wrap) begin
+                            fh <= fh + 1'b1;
                         end else begin
-                            w        <= {XW{1'b0}};
-                            pix_base <= {AW{1'b0}};
-                            if (!fh_wrap) begin
-                                fh <= fh + 1'b1;
-                            end else begin
-                                fh    <= {KW{1'b0}};
-                                rbank <= !rbank;
-                            end
+                            fh <= {KW{1'b0}};
                         end
                     end
                 end
@@ -179,16 +124,13 @@ module upsample_nearest #(
         end
     end
 
-    // ---------------------------------------------------------------- bank bookkeeping
-    // The writer sets only the flag of an empty bank, the reader clears only that of a full one.
-    always @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            full <= 2'b00;
-        end else begin
-            if (wr_last) full[wbank] <= 1'b1;
-            if (rd_last) full[rbank] <= 1'b0;
-        end
-    end
+    // ---------------------------------------------------------------- the row buffer
+    pingpong_row_buffer #(.WIDTH(DW), .ROW(ROW), .AW(AW)) rows (
+        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
+        .rd_step(rd_step), .rd_addr(pix_base + AW'(fold)), .rd_bank_done(fh_wrap)
+    );
 
 endmodule
 

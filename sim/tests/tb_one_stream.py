@@ -1,7 +1,8 @@
-"""cocotb testbench of hw/rtl/upsample_nearest.v against fpga_gan's golden model.
+"""cocotb testbench of any one-stream-in, one-stream-out op core against fpga_gan's golden model.
 
-The pytest driver (tests/test_ops.py) computes the golden data with
-``fpga_gan.ops.upsample_nearest_nhwc`` and hands it over as an .npz file (TB_DATA), so the
+Used for hw/rtl/upsample_nearest.sv and hw/rtl/streaming_pad.sv (any core with ``s_axis_*`` /
+``m_axis_*`` ports of SIMD elements per beat). The pytest driver (tests/test_ops.py) computes the
+golden data with the op's golden function and hands it over as an .npz file (TB_DATA), so the
 simulator process never imports fpga_gan/FINN/torch:
 
 * ``x``: the input element stream (all images back to back, NHWC order, unsigned bit patterns),
@@ -26,7 +27,7 @@ from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStream
 
 
 @cocotb.test()
-async def upsample_nearest_matches_golden_under_stalls(dut):
+async def core_matches_golden_under_stalls(dut):
     bits, simd, seed = _env("ELEM_BITS", 8), _env("SIMD", 1), _env("TB_SEED", 1)
     timeout_ns = _env("TB_TIMEOUT_NS", 20000)
     data = np.load(os.environ["TB_DATA"])

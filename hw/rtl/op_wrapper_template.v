@@ -1,8 +1,10 @@
-// FINN top-level wrapper template of duplicate_streams (hw/rtl/duplicate_streams.v), filled by
-// fpga_gan.ops DuplicateStreams_rtl.generate_hdl: every $KEY$ is replaced and the text above the marker line
-// is dropped. Not a Verilog file on its own. Stream interfaces use FINN's names (in<i>_V_*,
-// out<i>_V_*, widths padded to whole bytes; padding bits of outputs are driven 0, of inputs
-// ignored); the core keeps the verilog-axis names (s_axis_*, m_axis_*).
+// FINN top-level wrapper template of every fpga_gan op core (hw/rtl/<core>.sv), filled by
+// fpga_gan.ops GanRTLMixin.generate_hdl: every $KEY$ is replaced and the text above the marker line
+// is dropped. Not a Verilog file on its own; the filled wrapper is plain Verilog-2001.
+// $CORE_MODULE$ is the op's core, $CORE_PARAMETERS$ the op's rtl_parameters() in order.
+// Stream interfaces use FINN's names (in<i>_V_*, out<i>_V_*, widths padded to whole bytes; padding
+// bits of outputs are driven 0, of inputs ignored); the core keeps the verilog-axis names
+// (s_axis_*, m_axis_*), with N streams packed into one bus, stream 0 in the lowest bits.
 // ---- generated wrapper begins ----
 `timescale 1ns / 1ps
 `default_nettype none
@@ -17,9 +19,8 @@ $STREAM_PORTS$
 );
 
 $PAD_GLUE$
-    duplicate_streams #(
-        .DATA_WIDTH($DATA_WIDTH$),
-        .NUM_OUTPUTS($NUM_OUTPUTS$)
+    $CORE_MODULE$ #(
+$CORE_PARAMETERS$
     ) impl (
         .ap_clk(ap_clk),
         .ap_rst_n(ap_rst_n),

@@ -252,7 +252,8 @@ def export(model: str, out_dir: Path, check_inputs: int, seed: int) -> None:
 
     weights, name = _weights_for(model)
     t0 = time.time()
-    result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
+    with _user_errors(ValueError):      # export_weights documents ValueError for a generator it cannot export
+        result, report = export_weights(weights, out_dir, name, check_inputs=check_inputs, seed=seed)
     click.echo(f"exported {name} to {out_dir} in {time.time() - t0:.1f} s")
     for key in ("qonnx", "qcdq"):
         click.echo(f"  {key}: {out_dir / result.spec['files'][key]}")

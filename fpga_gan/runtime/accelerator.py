@@ -107,7 +107,7 @@ class Artifact:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from exc
         if not isinstance(meta, dict):
-            raise ArtifactError(f"{meta_path} must hold a JSON object, not a {type(meta).__name__}")
+            raise ArtifactError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}")
         version = meta.get("schema_version")
         if version != SUPPORTED_SCHEMA:
             raise ArtifactError(f"{meta_path}: schema_version {version!r} is not supported "

@@ -18,11 +18,12 @@ DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 BOARD_VENV := .venv-board
 BOARD_STAMP := $(BOARD_VENV)/.installed
 
-.PHONY: install demo test bench bench-cpu weights tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
+.PHONY: install demo test test-all bench bench-cpu weights tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
-	@echo "make test      set up .venv if needed, then run the whole test suite"
+	@echo "make test      set up .venv if needed, then run the test suite (slow RTL simulations left out)"
+	@echo "make test-all  the whole test suite, slow simulations included"
 	@echo "make install   set up .venv only"
 	@echo "make bench-cpu measure CPU inference speed of the generators"
 	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
@@ -57,6 +58,10 @@ demo: $(STAMP)
 	$(VENV)/bin/fpga-gan demo
 
 test: $(STAMP) $(BOARD_STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# everything, the slow tests too (the Verilator simulations of every new block and reference generator)
+test-all: $(STAMP) $(BOARD_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

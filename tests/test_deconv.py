@@ -91,6 +91,8 @@ def _compile(tmp_path: Path, net: nn.Module, size: int, board: str = "kv260"):
 
 
 def _assert_bit_exact_rtl_one_partition(result) -> None:
+    from fpga_gan.compiler.pipeline import partition_file
+
     from qonnx.custom_op.registry import getCustomOp
 
     report = result.report
@@ -101,7 +103,7 @@ def _assert_bit_exact_rtl_one_partition(result) -> None:
     partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     assert len(partitions) == 1
     assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul"}
-    child = ModelWrapper(getCustomOp(partitions[0]).get_nodeattr("model"))
+    child = ModelWrapper(str(partition_file(parent, result.build_dir)))
     assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
     assert json.loads((result.build_dir / "state.json").read_text())["complete"] is True
 
@@ -251,6 +253,7 @@ class _TwoOddUpsamplers(nn.Module):
         return self.out_q(self.out(self.up2(self.up1(self.a(self.inp(x))))))
 
 
+@pytest.mark.slow     # a Verilator build of its own: `make test-all`
 def test_odd_transposed_convs_simulate_bit_exactly_in_rtl(tmp_path):
     """The per-phase kernels, the zero fill and the crop agree with the golden model in Verilator."""
     from fpga_gan.sim.run import simulate

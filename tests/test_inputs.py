@@ -189,7 +189,9 @@ def test_conditional_generator_compiles_to_one_rtl_partition_with_two_streams(co
     parent = ModelWrapper(str(build / f"{len(STAGES) - 1:02d}_{STAGES[-1]}.onnx"))
     (partition,) = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul", "Reshape"}
-    child = ModelWrapper(getCustomOp(partition).get_nodeattr("model"))
+    from fpga_gan.compiler.pipeline import partition_file
+
+    child = ModelWrapper(str(partition_file(parent, build)))
     # stream k is graph input k: the image (NHWC planes), then the label (C codes, one "pixel")
     assert [child.get_tensor_shape(i.name) for i in child.graph.input] == [[1, SIZE, SIZE, 3], [1, 1, 1, LABELS]]
     assert [i.name for i in parent.graph.input] == ["global_in", "global_in_1"]
@@ -302,6 +304,7 @@ def test_conditional_generator_on_the_pynq_backend_packs_one_dma_per_input(cond_
             write_manifest(art, {**manifest, **broken})
 
 
+@pytest.mark.slow     # a Verilator build of its own: `make test-all`
 def test_conditional_generator_simulates_bit_exactly_with_two_streams(cond_build):
     """Verilator: two AXI-Stream sources, each with its own random idle cycles; every frame equals
     FINN's Python execution, and the sim backend gives the cpu backend's codes."""

@@ -103,6 +103,7 @@ def test_reference_blocks_are_the_hardware_layers_expected(kv260_builds):
             assert deconv["macs_zero_free"] == deconv["macs_useful"]
 
 
+@pytest.mark.slow     # five more compiles: `make test-all`
 @pytest.mark.parametrize("name", _arch_params())
 def test_reference_generator_compiles_for_pynq_z2_or_says_why_not(exported, tmp_path, name):
     from fpga_gan.compiler.errors import CompileError
@@ -116,7 +117,10 @@ def test_reference_generator_compiles_for_pynq_z2_or_says_why_not(exported, tmp_
     _assert_all_rtl_one_partition(result)
 
 
-@pytest.mark.parametrize("name", [name for name in ARCHITECTURES if name not in KNOWN_GAPS])
+# one simulation in `make test` (pix2pix: BatchNorm, LeakyReLU, concat skips, zero-free transposed
+# convolutions); every reference generator in `make test-all`
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "pix2pix" else [pytest.mark.slow])
+                                  for name in ARCHITECTURES if name not in KNOWN_GAPS])
 def test_reference_generator_simulates_bit_exactly_under_backpressure(kv260_builds, name):
     from fpga_gan.sim.run import simulate
 

@@ -171,6 +171,7 @@ def test_requantizer_maps_every_code_to_factor_times_code(dtype, factor, out):
         assert np.array_equal(got, factor * probe)
 
 
+@pytest.mark.slow     # a Verilator build of its own: `make test-all`
 def test_residual_block_simulates_bit_exactly_under_backpressure(tmp_path):
     """The 2^-3 / 2^-4 block (requantizer on the bypass, FINN's eltwise RTL in Verilator)."""
     from fpga_gan.sim.run import load_fifo_depths, simulate

@@ -133,7 +133,9 @@ def _assert_compiled_exactly(result) -> None:
     partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     assert len(partitions) == 1
     assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul"}
-    child = ModelWrapper(getCustomOp(partitions[0]).get_nodeattr("model"))
+    from fpga_gan.compiler.pipeline import partition_file
+
+    child = ModelWrapper(str(partition_file(parent, result.build_dir)))
     assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
     assert json.loads((result.build_dir / "state.json").read_text())["complete"] is True
 

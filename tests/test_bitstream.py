@@ -171,7 +171,7 @@ def placeholder_artifact(no_vivado_run, tmp_path_factory) -> Path:
                             tmp_path_factory.mktemp("bitstreams") / plan.name, "2024.2")
 
 
-def test_manifest_matches_the_schema_and_the_runtime_refuses_tampering(placeholder_artifact, monkeypatch):
+def test_manifest_matches_the_schema_and_the_runtime_refuses_tampering(placeholder_artifact, tmp_path):
     from fpga_gan.runtime import ArtifactError
     from fpga_gan.runtime.manifest import Manifest
 
@@ -184,10 +184,11 @@ def test_manifest_matches_the_schema_and_the_runtime_refuses_tampering(placehold
     Manifest.load(placeholder_artifact).check_board("Ultra96V2")
     with pytest.raises(ArtifactError, match="Pynq-Z2"):
         Manifest.load(placeholder_artifact).check_board("Pynq-Z2")
-    bit = placeholder_artifact / manifest["bitstream"]
-    bit.write_bytes(PLACEHOLDER.replace(b"NOT", b"not"))
+    tampered = tmp_path / "tampered"                  # a copy: the artifact is shared with the deploy test
+    shutil.copytree(placeholder_artifact, tampered)
+    (tampered / manifest["bitstream"]).write_bytes(PLACEHOLDER.replace(b"NOT", b"not"))
     with pytest.raises(ArtifactError, match="sha256"):
-        Manifest.load(placeholder_artifact).verify_files()
+        Manifest.load(tampered).verify_files()
 
 
 def test_deploy_needs_a_bitstream_or_says_cpu_only(tmp_path, monkeypatch):

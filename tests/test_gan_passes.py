@@ -963,7 +963,8 @@ def test_unsupported_nodes():
     assert _ops(hw) == ["Transpose", "StreamingConcat", "Add", "StreamingConcat", "Mul"]
     problems = unsupported_nodes(hw)
     assert problems == [("Add node 'LeftoverAdd' (between hardware layers) has no streaming implementation; "
-                         "fold the bias into the convolution; residual adds are not supported yet")]
+                         "fold the bias into the convolution; a residual add needs both inputs quantized "
+                         "(QuantIdentity / QuantReLU) with power-of-two scales, best one shared quantizer")]
 
 
 # ----------------------------------------------------------------------------------- regressions

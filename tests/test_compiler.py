@@ -39,7 +39,7 @@ def _assert_all_rtl_one_partition(result) -> None:
     assert all(n["op_type"].endswith("_rtl") for n in report["nodes"])
     parent, partitions, child = _child_nodes(result.build_dir)
     assert len(partitions) == 1
-    assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul"}
+    assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul", "Reshape"}
     assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
     for producer, consumer in zip(report["nodes"], report["nodes"][1:]):
         if producer["op_type"].startswith("ConvolutionInputGenerator") and consumer["op_type"].startswith("MVAU"):

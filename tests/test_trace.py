@@ -116,10 +116,10 @@ def test_a_corrupted_weight_in_a_stage_file_is_named_first(small_build, tmp_path
 
 def test_a_corrupted_weight_in_the_partition_is_named_first(small_build, tmp_path):
     build = _copy(small_build, tmp_path / "build")
-    node = _corrupt_one_mvau_weight(build / "partition" / "partition_0.onnx")  # the copy's own, not the original's
+    node = _corrupt_one_mvau_weight(build / "partition" / "05_dataflow_partition.onnx")  # the copy's own, not the original's
     first = trace_build(build).first
     assert first is not None and first.backend == "05_dataflow_partition"
-    assert first.node == node and first.op_type == "MVAU_rtl"
+    assert first.node == node and first.op_type == "MVAU"      # stage 05 owns its partition, not yet specialized
 
 
 def test_the_input_is_validated_with_clear_errors(small_build, tmp_path):

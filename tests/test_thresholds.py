@@ -6,7 +6,6 @@ every check is equality of output codes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ from torch import nn
 
 from fpga_gan.compiler.pipeline import STAGES, CompileConfig, compile_model
 from fpga_gan.compiler.passes.thresholds import ExactQuantThresholds, bisect_thresholds
+
+from .test_deconv import _assert_bit_exact_rtl_one_partition
 
 # ------------------------------------------------------------------------------------------------
 # The bisection against brute force
@@ -121,25 +122,6 @@ class _Pix2PixLike(nn.Module):
         return self.out_q(torch.tanh(self.out(self.up_q(self.up_act(u)))))
 
 
-def _assert_compiled_exactly(result) -> None:
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
-
-    report = result.report
-    assert [s["stage"] for s in report["verification"]] == list(STAGES)
-    assert all(s["bit_exact"] for s in report["verification"])
-    assert all(n["op_type"].endswith("_rtl") for n in report["nodes"])
-    parent = ModelWrapper(str(result.build_dir / f"{len(STAGES) - 1:02d}_{STAGES[-1]}.onnx"))
-    partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
-    assert len(partitions) == 1
-    assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul"}
-    from fpga_gan.compiler.pipeline import partition_file
-
-    child = ModelWrapper(str(partition_file(parent, result.build_dir)))
-    assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
-    assert json.loads((result.build_dir / "state.json").read_text())["complete"] is True
-
-
 def test_pix2pix_style_batchnorm_leaky_prelu_tanh_compiles_exactly(tmp_path):
     torch.manual_seed(5)
     model = _Pix2PixLike()
@@ -149,7 +131,7 @@ def test_pix2pix_style_batchnorm_leaky_prelu_tanh_compiles_exactly(tmp_path):
     path = _export(model, tmp_path / "pix2pix_like.onnx")
     result = compile_model(CompileConfig(model=str(path), board="kv260", out_dir=tmp_path / "build",
                                          log=lambda _: None))
-    _assert_compiled_exactly(result)
+    _assert_bit_exact_rtl_one_partition(result)
     ops = {n["op_type"] for n in result.report["nodes"]}
     assert {"MVAU_rtl", "Thresholding_rtl", "StreamingConcat_rtl", "DuplicateStreams_rtl",
             "DepthToSpace_rtl"} <= ops
@@ -187,7 +169,7 @@ def test_negative_thresholds_on_an_unsigned_input_compile(tmp_path):
     path = _export(model, tmp_path / "negative.onnx")
     result = compile_model(CompileConfig(model=str(path), board="kv260", out_dir=tmp_path / "build",
                                          log=lambda _: None))
-    _assert_compiled_exactly(result)
+    _assert_bit_exact_rtl_one_partition(result)
     # the requantizer on the ReLU's unsigned codes really had thresholds below zero to clip
     hw = ModelWrapper(str(result.build_dir / f"{STAGES.index('convert_to_hw'):02d}_convert_to_hw.onnx"))
     unsigned_in = [n for n in hw.graph.node if n.op_type.startswith("Thresholding")

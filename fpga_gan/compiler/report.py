@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .._files import write_bytes_atomic
 
 __all__ = ["REQUIRED_KEYS", "RESOURCES", "render_markdown", "render_png", "totals_from_nodes", "write_report"]
 
@@ -308,27 +308,6 @@ def render_png(report: Mapping[str, Any]) -> bytes:
 # --------------------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    Readers (a dashboard, a concurrent benchmark) see the old file or the new one, never half.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be read by others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_report(build_dir: Path, report: dict) -> None:
     """Write ``report.json``, ``report.md`` and ``cycles.png`` for ``report`` into ``build_dir``.
 
@@ -346,4 +325,4 @@ def write_report(build_dir: Path, report: dict) -> None:
     }
     build_dir.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        _write_atomic(build_dir / name, data)
+        write_bytes_atomic(build_dir / name, data)

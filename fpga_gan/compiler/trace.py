@@ -154,15 +154,6 @@ def _stage_files(build_dir: Path, state: dict) -> list[tuple[str, Path]]:
     return files
 
 
-def _partition_path(build_dir: Path, stored: str) -> Path:
-    """The child model a StreamingDataflowPartition names, inside THIS build dir: the compile
-    stores an absolute path, which in a copied or moved build dir points at another build's file."""
-    path = build_dir / "partition" / Path(stored).name
-    if not path.is_file():
-        raise CompileError(f"the dataflow partition {path} is missing; compile again")
-    return path
-
-
 # ------------------------------------------------------------------------------------------------
 # Input
 
@@ -214,7 +205,7 @@ def _execute_full(model, codes: np.ndarray, build_dir: Path) -> _Execution:
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.custom_op.registry import getCustomOp
 
-    from .pipeline import _golden_view
+    from .pipeline import _golden_view, partition_file
 
     model = ModelWrapper(copy.deepcopy(model.model))
     order: list[tuple[str, str | None, str | None]] = [(model.graph.input[0].name, None, None)]
@@ -223,7 +214,7 @@ def _execute_full(model, codes: np.ndarray, build_dir: Path) -> _Execution:
         for i, node in enumerate(model.graph.node):
             if node.op_type == "StreamingDataflowPartition":
                 inst = getCustomOp(node)
-                child = ModelWrapper(str(_partition_path(build_dir, inst.get_nodeattr("model"))))
+                child = ModelWrapper(str(partition_file(model, build_dir)))
                 child_path = str(Path(tmp) / f"partition_{i}.onnx")
                 _golden_view(child).save(child_path)
                 inst.set_nodeattr("model", child_path)
@@ -295,7 +286,7 @@ def trace_build(build_dir: str | Path, input_file: str | Path | None = None,
     from qonnx.custom_op.registry import getCustomOp
 
     from .passes.integer_io import input_codes
-    from .pipeline import _finn_environment, _load_qonnx, _tool_output_to, execute_golden
+    from .pipeline import _finn_environment, _load_qonnx, _tool_output_to, execute_golden, partition_file
 
     build_dir = Path(build_dir)
     state = _state(build_dir)
@@ -343,7 +334,7 @@ def trace_build(build_dir: str | Path, input_file: str | Path | None = None,
             if last_model is not None and last_model.get_nodes_by_op_type("StreamingDataflowPartition"):
                 log("partition")
                 node = last_model.get_nodes_by_op_type("StreamingDataflowPartition")[0]
-                child_path = _partition_path(build_dir, getCustomOp(node).get_nodeattr("model"))
+                child_path = partition_file(last_model, build_dir)
                 result.runs.append(_trace_partition(node, ModelWrapper(str(child_path)), previous, previous_name,
                                                     execute_golden))
                 log("rtl_sim")

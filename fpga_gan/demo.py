@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,10 +19,9 @@ def run_demo(out_dir: Path, n_pairs: int = 6, backend: str = "cpu",
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = out_dir / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    make_dataset(data_dir, n=max(4 * n_pairs, 24), seed=DEMO_SEED, test_fraction=0.5, progress=False)
+    data_dir = out_dir / "data"      # replaced only if it is a data set we made (its marker says so)
+    make_dataset(data_dir, n=max(4 * n_pairs, 24), seed=DEMO_SEED, test_fraction=0.5, progress=False,
+                 overwrite=True)
     pairs = TryOnDataset(data_dir, "test").pairs[:n_pairs]
 
     with Accelerator.open(zoo_artifact("tryon"), backend=backend) as acc:

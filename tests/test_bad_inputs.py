@@ -719,6 +719,35 @@ def neither_zoo_name_nor_file(env):
 
 
 @case("build dir")
+def compile_into_a_directory_that_is_not_ours(env):
+    out = env.tmp / "home"
+    out.mkdir()
+    (out / "report.json").write_text("my own report")      # a compile removes a stale report.json of its own
+    env.cli_error("refusing to replace .*home.*no .fpga_gan marker", "compile", "dcgan", "--board", "ultra96",
+                  "--out", out)
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    assert (out / "report.json").read_text() == "my own report"
+
+
+@case("build dir")
+def compile_into_an_artifact(env):
+    art = env.artifact()
+    before = sorted(p.name for p in art.iterdir())
+    env.cli_error("holds an fpga_gan artifact, not a build", "compile", "dcgan", "--board", "ultra96", "--out", art)
+    assert sorted(p.name for p in art.iterdir()) == before
+
+
+@case("build dir")
+def demo_over_a_data_folder_that_is_not_ours(env):
+    out = env.tmp / "demo"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "shoot.png").write_bytes(b"precious")
+    env.cli_error("refusing to replace .*data.*no .fpga_gan marker", "demo", "--out", out)
+    assert (out / "data" / "shoot.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["shoot.png"]
+
+
+@case("build dir")
 def sim_of_a_missing_build_dir(env):
     env.cli_error(r"none is not a compile build dir \(no state\.json\)", "sim", env.tmp / "none")
     assert not (env.tmp / "none").exists()

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fpga_gan._files import MARKER_NAME
 from fpga_gan.bitstream.vivado import SUPPORTED_VIVADO, VivadoMissing, find_vivado
 from fpga_gan.cli import main
 
@@ -178,7 +179,7 @@ def test_manifest_matches_the_schema_and_the_runtime_refuses_tampering(placehold
     manifest = json.loads((placeholder_artifact / "manifest.json").read_text())
     _schema_validate(manifest)
     assert manifest["bitstream"] == "tiny_unet-ultra96.bit" and manifest["hwh"] == "tiny_unet-ultra96.hwh"
-    assert set(manifest["files"]) == {p.name for p in placeholder_artifact.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == {p.name for p in placeholder_artifact.iterdir()} - {"manifest.json", MARKER_NAME}
     assert manifest["packing"]["input"]["shape_nhwc"][-1] == manifest["input"]["shape"][1]
     Manifest.load(placeholder_artifact).verify_files()
     Manifest.load(placeholder_artifact).check_board("Ultra96V2")
@@ -189,6 +190,32 @@ def test_manifest_matches_the_schema_and_the_runtime_refuses_tampering(placehold
     (tampered / manifest["bitstream"]).write_bytes(PLACEHOLDER.replace(b"NOT", b"not"))
     with pytest.raises(ArtifactError, match="sha256"):
         Manifest.load(tampered).verify_files()
+
+
+def test_artifact_and_finn_build_replace_only_directories_they_wrote(no_vivado_run, placeholder_artifact, tmp_path):
+    """`make bitstream` and `finn-build` write into directories a user names: a rerun replaces our own
+    output, never a directory it did not make."""
+    from fpga_gan._files import NotOursError
+    from fpga_gan.bitstream.build import BitstreamPlan, collect_artifact
+    from fpga_gan.bitstream.finn_build import write_finn_build
+    from fpga_gan.compiler.boards import get_board
+
+    build, _, _ = no_vivado_run
+    report = json.loads((build / "report.json").read_text())
+    plan = BitstreamPlan(build, build / "finn-build", "tiny_unet-ultra96", get_board("ultra96"), report["totals"])
+    bit, hwh = placeholder_artifact / "tiny_unet-ultra96.bit", placeholder_artifact / "tiny_unet-ultra96.hwh"
+    for target in (tmp_path / "thesis", tmp_path / "notes"):
+        target.mkdir()
+        (target / "chapter1.tex").write_text("precious")
+    with pytest.raises(NotOursError, match="no .fpga_gan marker"):
+        collect_artifact(plan, bit, hwh, tmp_path / "thesis", "2024.2")
+    with pytest.raises(NotOursError, match="no .fpga_gan marker"):
+        write_finn_build(build, tmp_path / "notes")
+    for target in (tmp_path / "thesis", tmp_path / "notes"):
+        assert [p.name for p in target.iterdir()] == ["chapter1.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "thesis"], "no partial directory left"
+    again = collect_artifact(plan, bit, hwh, tmp_path / "ours", "2024.2")      # ours: replaced on a rerun
+    assert collect_artifact(plan, bit, hwh, again, "2024.2") == again and (again / "manifest.json").is_file()
 
 
 def test_deploy_needs_a_bitstream_or_says_cpu_only(tmp_path, monkeypatch):

@@ -54,6 +54,27 @@ def test_compile_config_refuses_bad_values(field, value, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("config, field, value", [
+    ("tryon", "batch", 0), ("tryon", "steps", -5), ("tryon", "lr", math.nan), ("tryon", "lr", math.inf),
+    ("tryon", "l1_weight", -1.0), ("tryon", "widths", (16, 32)), ("tryon", "act_bits", 0),
+    ("dcgan", "batch", 0), ("dcgan", "nz", 0), ("dcgan", "lr_d", -2e-4), ("dcgan", "weight_bits", 33),
+    ("dcgan", "kl_weight", math.nan),
+])
+def test_training_configs_refuse_bad_values_before_any_work(config, field, value, tmp_path):
+    """The Python API checks what the CLI checks: a config built in a notebook with batch 0 must not
+    train a NaN generator."""
+    from fpga_gan.errors import UserError
+    from fpga_gan.train.dcgan import DCGANTrainConfig
+    from fpga_gan.train.tryon import TryOnTrainConfig
+
+    make = {"tryon": lambda **kw: TryOnTrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), **kw),
+            "dcgan": lambda **kw: DCGANTrainConfig(out=str(tmp_path / "run"), **kw)}[config]
+    make()                                                         # the defaults are valid
+    with pytest.raises(UserError, match=field):
+        make(**{field: value})
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("content, needle", [
     ("[1, 2]", "must be a JSON object"),
     ('{"MVAU_rtl_0": [3]}', "must map attribute names"),

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .._files import write_text_atomic
+
 __all__ = ["PUBLISHED_HEADING", "fmt", "render_markdown", "write_markdown"]
 
 PUBLISHED_HEADING = "## Published figures (not measured here)"
@@ -213,7 +215,4 @@ def write_markdown(bench: dict, path: Path) -> Path:
     """Write ``path`` atomically (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_markdown(bench, path))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, render_markdown(bench, path))

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from .._files import write_json_atomic
 from .accel import accel_row, deconv_rows, run_case, tool_row
 from .config import BenchConfig
 from .cpu import bench_cpu_model, default_torch_threads, torch_threads
@@ -198,9 +199,7 @@ def run_bench(cfg: BenchConfig) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def _json_default(obj):

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._files import publish_dir, refuse_unless_ours
 from ..compiler.boards import Board, fit_check, get_board
 from ..compiler.errors import CompileError
 from .finn_build import FINN_OUTPUT_DIR, write_finn_build
@@ -162,7 +163,8 @@ def collect_artifact(plan: BitstreamPlan, bitfile: Path, hwh: Path, out_dir: Pat
     for path, what in ((bitfile, "bitstream"), (hwh, "hardware handoff (.hwh)")):
         if not Path(path).is_file():
             raise CompileError(f"FINN's build wrote no {what} at {path}")
-    tmp = out_dir.with_name(out_dir.name + ".partial")
+    refuse_unless_ours(out_dir, "artifact", "make bitstream")
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copyfile(bitfile, tmp / f"{plan.name}.bit")
@@ -174,9 +176,7 @@ def collect_artifact(plan: BitstreamPlan, bitfile: Path, hwh: Path, out_dir: Pat
     manifest = manifest_fields(plan, meta, vivado_version)
     manifest.update(bitstream=f"{plan.name}.bit", hwh=f"{plan.name}.hwh")
     write_manifest(tmp, manifest)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
-    return out_dir
+    return publish_dir(tmp, out_dir, "artifact", "make bitstream")
 
 
 def manifest_fields(plan: BitstreamPlan, meta: dict, vivado_version: str | None) -> dict:
@@ -225,6 +225,8 @@ def manifest_fields(plan: BitstreamPlan, meta: dict, vivado_version: str | None)
 def build_bitstream(cfg: "CompileConfig", *, out_root: Path = Path("bitstreams")) -> Path:
     """``make bitstream``: the artifact directory, or :class:`VivadoMissing` after the Vivado-free part."""
     log = cfg.log
+    target = Path(out_root) / f"{cfg.model_name()}-{get_board(cfg.board).name}"
+    refuse_unless_ours(target, "artifact", "make bitstream")    # before the hours of work; again at the end
     plan = prepare(cfg)
     try:
         vivado = find_vivado()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import fpga_gan.ops  # noqa: F401 - registers our *_rtl layers in FINN's RTL domain (FINN's steps need them)
 
+from .._files import publish_dir, refuse_unless_ours
 from ..compiler.boards import Board, get_board
 from ..compiler.errors import CompileError
 
@@ -39,6 +40,7 @@ FOLDING_FILE = "folding_config.json"
 FIFO_CONFIG_FILE = "fifo_config.json"
 SIDECAR_FILE = "fpga_gan_build.json"
 FINN_OUTPUT_DIR = "output"
+FINN_BUILD_KIND = "finn-build"      # the kind in our ownership marker: what a rerun may replace
 
 # The folding attributes fpga_gan sets (FINN's step_apply_folding_config list, less the FIFO
 # depths, which travel in fifo_config.json).
@@ -165,7 +167,8 @@ def write_finn_build(build_dir: Path, out_dir: Path) -> Path:
     board = get_board(state["board"])
     model = folded_partition(build_dir)
     fifos = fifo_config(build_dir, model, board.part)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
+    refuse_unless_ours(out_dir, FINN_BUILD_KIND, "finn-build")
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copyfile(build_dir / "model.qonnx.onnx", tmp / "model.onnx")
@@ -183,9 +186,7 @@ def write_finn_build(build_dir: Path, out_dir: Path) -> Path:
         fifo_note=("the FIFO depths measured in Verilator" if fifos else
                    "no FIFO sizing yet (FINN sizes the FIFOs itself; `fpga-gan sim` first to use ours)"),
         vivado=" or ".join(SUPPORTED_VIVADO), finn_version=finn_plus_version(), output=FINN_OUTPUT_DIR))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
-    return out_dir
+    return publish_dir(tmp, out_dir, FINN_BUILD_KIND, "finn-build")
 
 
 def load_build_config(directory: Path):

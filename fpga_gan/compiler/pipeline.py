@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._files import mark_dir, refuse_unless_ours
 from .boards import Board, budget_dict, fit_check, get_board
 from .errors import CompileError, explained_failures
 
@@ -44,6 +45,7 @@ STAGES = ("tidy", "gan_lowering", "qonnx_to_finn", "streamline", "convert_to_hw"
 _MODEL_ONLY_STAGES = STAGES[:STAGES.index("specialize") + 1]
 # No FPGA fabric runs a streaming design faster; a larger --clock-mhz is a typo (kHz, Hz).
 MAX_CLOCK_MHZ = 1000
+BUILD_KIND = "build"     # the kind in a build directory's ownership marker (see fpga_gan._files)
 
 
 @dataclass
@@ -654,7 +656,10 @@ def compile_model(cfg: CompileConfig) -> CompileResult:
     board = get_board(cfg.board)
     clock = float(board.default_clock_mhz if cfg.clock_mhz is None else cfg.clock_mhz)
     build_dir = cfg.build_dir()
+    # a compile rewrites and removes files in its directory: only in one it made (or a new, empty one)
+    refuse_unless_ours(build_dir, BUILD_KIND, "compile --out")
     build_dir.mkdir(parents=True, exist_ok=True)
+    mark_dir(build_dir, BUILD_KIND)
     _finn_environment(build_dir)
     source_path = _source_qonnx(cfg)
     source = _load_qonnx(source_path)

@@ -6,6 +6,7 @@ checkpoint written by ``fpga-gan train``) rebuilds exactly the network that was 
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._files import write_bytes_atomic
 from ..errors import UserError
 
 from .dcgan import DCGANGenerator
@@ -90,13 +92,18 @@ def arch_of(model: nn.Module) -> str:
     return "tryon" if isinstance(model, TryOnGenerator) else "dcgan"
 
 
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` into memory, so the bytes can be written atomically (``_files.write_bytes_atomic``)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def save_generator(model: nn.Module, path: str | Path, extra: dict | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"arch": arch_of(model), "config": model_config(model),
-                "state_dict": model.state_dict(), **(extra or {})}, tmp)
-    tmp.replace(path)
+    write_bytes_atomic(path, torch_bytes({"arch": arch_of(model), "config": model_config(model),
+                                          "state_dict": model.state_dict(), **(extra or {})}))
 
 
 def load_generator(path: str | Path) -> nn.Module:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_json_atomic
 from ..compiler.errors import CompileError
 from .rtl import RtlDesign, first_layers, generate_rtl, partition_model
 from .verilator import SimulatorError, build, frames_to_beats, run_frames, simulator_version
@@ -59,7 +60,7 @@ def save_fifo_depths(build_dir: Path, depths: dict[str, int]) -> None:
     from .rtl import partition_digest
 
     payload = {"partition": partition_digest(Path(build_dir)), "depths": depths}
-    (Path(build_dir) / FIFO_FILE).write_text(json.dumps(payload, indent=2))
+    write_json_atomic(Path(build_dir) / FIFO_FILE, payload)
 
 
 def design_for(build_dir: Path, fifo_depths: dict[str, int] | None = None, layers: int | None = None) -> RtlDesign:
@@ -242,9 +243,7 @@ def simulate(build_dir: str | Path, frames: int = 4, backpressure: float = 0.3, 
         "board": state.get("board"), "layers": layers, **report_extra,
     }
     name = "sim_report.json" if layers is None else f"sim_report-layers-{layers}.json"   # a cut never replaces it
-    tmp = build_dir / (name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, build_dir / name)
+    write_json_atomic(build_dir / name, report)
     if report["mismatches"]:
         raise SimError(f"RTL simulation of {build_dir}: {report['mismatches']} of {report['frames']} frames differ "
                        f"from FINN's Python execution (details in sim_report.json)")

@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._files import write_bytes_atomic
 from .._files import write_json_atomic as write_json  # noqa: F401 - the loops write metrics with it
+from ..errors import InternalError, UserError
+
+
+class TrainConfigError(UserError, ValueError):
+    """A training config value that would train nothing or train garbage (batch 0, a NaN rate)."""
+
+
+def check_train_config(cfg: Any, positive: tuple[str, ...], non_negative: tuple[str, ...] = ()) -> None:
+    """Refuse a config before any work: ``positive`` fields must be finite and > 0 (None allowed,
+    meaning "not set"), ``non_negative`` ones finite and >= 0, and bit widths between 1 and 16.
+
+    Why here and not only in the CLI: the Python API is used directly (notebooks, sweeps), and
+    ``batch=0`` there once saved a NaN generator with no error at all.
+    """
+    names = {f.name for f in fields(cfg)}
+    problems = []
+    for name in positive + non_negative:
+        if name not in names:
+            raise InternalError(f"{type(cfg).__name__} has no field {name} to check")
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{name} must be a finite number, got {value!r}")
+        elif name in positive and value <= 0:
+            problems.append(f"{name} must be positive, got {value!r}")
+        elif value < 0:
+            problems.append(f"{name} must not be negative, got {value!r}")
+    for name in ("weight_bits", "act_bits"):
+        value = getattr(cfg, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16):
+            problems.append(f"{name} must be an integer from 1 to 16, got {value!r}")
+    if problems:
+        raise TrainConfigError(f"invalid {type(cfg).__name__}: " + "; ".join(problems))
 
 
 def seed_everything(seed: int) -> None:
@@ -51,9 +87,9 @@ class Checkpointer:
                     rng=rng.get_state(), torch_rng=torch.get_rng_state())
         # Plain containers only (tensors, numbers, strings, lists, dicts): load() reads it with
         # weights_only=True, which refuses anything else.
-        tmp = self.path.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(self.path)
+        from ..models.zoo import torch_bytes
+
+        write_bytes_atomic(self.path, torch_bytes(blob))
 
     def load(self, modules: dict[str, torch.nn.Module | torch.optim.Optimizer], rng: torch.Generator,
              config: dict[str, Any]) -> TrainState:

@@ -19,7 +19,7 @@ from ..models.dcgan import DCGANGenerator
 from ..models.discriminators import DCGANDiscriminator, GarmentEncoder
 from ..models.layers import QuantSpec
 from ..models.zoo import model_config, save_generator
-from .common import Checkpointer, TrainState, plot_losses, prepare_run, write_json
+from .common import Checkpointer, TrainState, check_train_config, plot_losses, prepare_run, write_json
 
 
 @dataclass
@@ -46,6 +46,11 @@ class DCGANTrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_train_config(self, positive=("garments", "steps", "batch", "lr", "nz", "ngf", "ndf", "act_max",
+                                           "lr_d", "checkpoint_every", "threads"),
+                           non_negative=("rec_weight", "kl_weight", "adv_weight"))
 
 
 def garment_images(n: int, seed: int, size: int = 64) -> np.ndarray:

@@ -14,7 +14,8 @@ from ..models.discriminators import PatchDiscriminator
 from ..models.layers import QuantSpec
 from ..models.tryon import TryOnGenerator
 from ..models.zoo import model_config, save_generator
-from .common import Checkpointer, TrainState, plot_losses, prepare_run, write_json
+from .common import (Checkpointer, TrainConfigError, TrainState, check_train_config, plot_losses, prepare_run,
+                     write_json)
 from .metrics import psnr_ssim, ssim_loss_term
 
 
@@ -42,6 +43,14 @@ class TryOnTrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 250
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_train_config(self, positive=("steps", "batch", "lr", "eval_limit", "eval_every", "checkpoint_every",
+                                           "train_limit", "threads"),
+                           non_negative=("l1_weight", "adv_weight", "ssim_weight", "lr_decay_from"))
+        if len(self.widths) != 4 or not all(isinstance(w, int) and 1 <= w <= 4096 for w in self.widths):
+            raise TrainConfigError(f"invalid TryOnTrainConfig: widths must be 4 channel counts from 1 to 4096, "
+                                   f"got {self.widths!r}")
 
 
 def learning_rate(cfg: TryOnTrainConfig, step: int) -> float:

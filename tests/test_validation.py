@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fpga_gan.cli import main
 from fpga_gan.compiler.errors import CompileError
-from fpga_gan.compiler.pipeline import CompileConfig, compile_model
+from fpga_gan.compiler.pipeline import CompileConfig, compile_model, partition_file
 
 
 def _quiet(_message: str) -> None:
@@ -144,3 +144,25 @@ def test_artifact_model_json_that_is_a_list_is_refused(tmp_path):
     (tmp_path / "model.json").write_text("[]")
     with pytest.raises(ArtifactError, match="JSON object"):
         Accelerator.open(tmp_path, backend="cpu")
+
+
+def test_a_finn_check_failing_in_rtl_generation_names_the_node(tiny_build, tmp_path):
+    """FINN asserts in its code generation as it does in the compile stages: a folding that does not
+    divide a layer (here set by hand in a copied build's partition) reaches the user as a
+    CompileError naming the stage, the node and FINN's check, not as a bare AssertionError."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fpga_gan.sim.rtl import partition_model
+    from fpga_gan.sim.run import design_for
+
+    build = tmp_path / "build"
+    shutil.copytree(tiny_build[1], build)
+    parent, model, _ = partition_model(build)
+    path = partition_file(parent, build)
+    mvau = next(n for n in model.graph.node if n.op_type.startswith("MVAU"))
+    channels = getCustomOp(mvau).get_nodeattr("MH")
+    pe = next(p for p in range(2, channels + 2) if channels % p)
+    getCustomOp(mvau).set_nodeattr("PE", pe)
+    model.save(str(path))
+    with pytest.raises(CompileError, match=rf"stage rtl_generation failed at .*{mvau.name}"):
+        design_for(build)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from ..errors import UserError
+from ..errors import FpgaGanError, UserError
 
 __all__ = ["CompileError", "FinnCheck", "KNOWN_CHECKS", "explained_failures", "stage_failure"]
 
@@ -185,7 +185,8 @@ def stage_failure(stage: str, err: BaseException) -> CompileError:
     raiser, lineno = frames[-1] if frames else (None, 0)
     check = _failing_assert(raiser, lineno) if raiser is not None else None
     message = " ".join(str(err).split()).rstrip(".")
-    where = f"node {node.name!r} ({node.op_type})" if node is not None else "a node FINN did not name"
+    where = ("a node FINN did not name" if node is None else f"node {node.name!r} ({node.op_type})" if node.name
+             else f"a {node.op_type} node FINN inserted (not yet named)")
     fix = known_fix(check or "", message, node.op_type if node is not None else None) or _GENERIC_FIX
     tool, location = _where(raiser, lineno) if raiser is not None else ("FINN", "unknown location")
     if check:
@@ -197,11 +198,12 @@ def stage_failure(stage: str, err: BaseException) -> CompileError:
 
 @contextlib.contextmanager
 def explained_failures(stage: str):
-    """Run a stage so that any exception other than :class:`CompileError` leaves it as a
-    :class:`CompileError` from :func:`stage_failure` (the original is chained as its cause)."""
+    """Run a stage so that any exception not of fpga_gan's own (FINN's, qonnx's, a bare assert)
+    leaves it as a :class:`CompileError` from :func:`stage_failure` (the original is chained as its
+    cause); our own errors already say what to change and pass through."""
     try:
         yield
-    except CompileError:
+    except FpgaGanError:
         raise
     except Exception as err:  # noqa: BLE001 - FINN raises AssertionError, Exception and its own types
         raise stage_failure(stage, err) from err

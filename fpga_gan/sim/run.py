@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._files import write_json_atomic
-from ..compiler.errors import CompileError
+from ..compiler.errors import CompileError, explained_failures
 from .rtl import RtlDesign, first_layers, generate_rtl, partition_model
 from .verilator import SimulatorError, build, frames_to_beats, run_frames, simulator_version
 
@@ -80,7 +80,8 @@ def design_for(build_dir: Path, fifo_depths: dict[str, int] | None = None, layer
                 and design.real_fifos == (fifo_depths is not None)
                 and (fifo_depths is None or design.fifo_depths == fifo_depths)):
             return design
-    return generate_rtl(build_dir, fifo_depths=fifo_depths, rtl_dir=rtl_dir, layers=layers)
+    with explained_failures("rtl_generation"):      # FINN's code generation asserts too: say where and why
+        return generate_rtl(build_dir, fifo_depths=fifo_depths, rtl_dir=rtl_dir, layers=layers)
 
 
 # Depth caps (in beats) tried in turn for FIFOs that are not on a skip connection; None: the

@@ -26,8 +26,6 @@ ARCHITECTURES = list(ref.REFERENCE)
 KNOWN_GAPS = {
     "cyclegan": "convert_to_hw leaves Mul, Add and Tanh nodes between hardware layers (residual blocks "
                 "behind reflection-padded, BatchNorm-ed convolutions): not yet diagnosed",
-    "srgan": "a PReLU behind PixelShuffle (DepthToSpace) is not absorbed into thresholds: the per-channel "
-             "bias of the conv in front lands on different output phases, so its chain is not one per channel",
 }
 
 

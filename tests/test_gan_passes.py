@@ -612,6 +612,88 @@ def test_move_transpose_stops_at_dcr_after_crop_moved():
     _assert_same(model, after, {"x": _codes(np.random.default_rng(16), "INT4", (1, 5, 4, 8))})
 
 
+# ------------------------------------------------------------- MoveQuantChainAboveDepthToSpace
+
+
+def _shuffle_model(*, mode: str, bias: np.ndarray, wscale: np.ndarray, slope: np.ndarray) -> ModelWrapper:
+    """INT4 codes x (1, 2, 3, 4) -> Conv(Quant(w), bias) 8 ch -> DepthToSpace(2, mode) -> PRelu(slope)
+    -> Quant(4 bit, 0.25) -> y (1, 2, 6, 8): a biased per-channel conv in front of a PixelShuffle."""
+    rng = np.random.default_rng(3)
+    nodes = [_quant(["w_f", "w_s", "w_z", "w_b"], "w_q", "WeightQuant"),
+             helper.make_node("Conv", ["x", "w_q", "b"], ["acc"], name="Conv", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("DepthToSpace", ["acc"], ["d"], name="Shuffle", blocksize=2, mode=mode),
+             helper.make_node("PRelu", ["d", "slope"], ["p"], name="PReLU"),
+             _quant(["p", "q_s", "q_z", "q_b"], "y", "ActQuant")]
+    model = _model(nodes, [("x", (1, 2, 3, 4))], [("y", (1, 2, 6, 8))], inits=[
+        ("w_f", rng.normal(size=(8, 2, 3, 3)) * wscale * 4), ("w_s", wscale), ("w_z", 0.0), ("w_b", 4.0),
+        ("b", bias), ("slope", slope), ("q_s", 0.25), ("q_z", 0.0), ("q_b", 4.0)])
+    model.set_tensor_datatype("x", DataType["INT4"])
+    return model
+
+
+# a value per channel AND phase; power-of-two weight scales keep the convolution's float sums exact
+_PHASE_BIAS = (np.arange(8, dtype=np.float32) - 3.5) * 0.375
+_PHASE_SCALE = (2.0 ** -np.array([1, 2, 3, 1, 2, 3, 4, 2], np.float32)).reshape(8, 1, 1, 1)
+
+
+def _shuffle_feeds(seed: int) -> dict:
+    return {"x": np.random.default_rng(seed).integers(-8, 8, size=(1, 2, 3, 4)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("mode", ["CRD", "DCR"])
+@pytest.mark.parametrize("slope", [np.array([[[0.25]]]), np.array([0.25, 0.125]).reshape(2, 1, 1)],
+                         ids=["shared_slope", "per_channel_slope"])
+def test_quant_chain_moves_above_a_pixel_shuffle_and_becomes_thresholds(mode, slope):
+    from fpga_gan.compiler.passes.pixel_shuffle import MoveQuantChainAboveDepthToSpace
+    from fpga_gan.compiler.passes.thresholds import ExactQuantThresholds
+
+    model = _shuffle_model(mode=mode, bias=_PHASE_BIAS, wscale=_PHASE_SCALE, slope=slope.astype(np.float32))
+    moved = copy.deepcopy(model).transform(MoveQuantChainAboveDepthToSpace())
+    assert _ops(moved) == ["Quant", "Conv", "PRelu", "Quant", "DepthToSpace"]
+    assert _node(moved, "DepthToSpace").output[0] == "y"
+    new_slope = moved.get_initializer(_node(moved, "PRelu").input[1])
+    if slope.size > 1:       # output channel c is input channels 4c..4c+3 (CRD) or c, c+2, ... (DCR)
+        expected = np.repeat(slope.reshape(2), 4) if mode == "CRD" else np.tile(slope.reshape(2), 4)
+        np.testing.assert_array_equal(new_slope.reshape(8), expected)
+    thresholded = copy.deepcopy(moved).transform(ExactQuantThresholds())
+    ops = _ops(thresholded)
+    assert "PRelu" not in ops and ops.index("MultiThreshold") < ops.index("DepthToSpace")
+    for seed in range(4):
+        feeds = _shuffle_feeds(seed)
+        ref = _assert_same(model, moved, feeds)
+        assert np.array_equal(_run(thresholded, feeds), ref)
+
+
+def test_quant_chain_behind_a_phase_uniform_pixel_shuffle_stays():
+    """Bias and scale shared by the phases of each output channel: the thresholds can sit behind
+    the DepthToSpace (4x fewer), so the pass leaves the graph alone."""
+    from fpga_gan.compiler.passes.pixel_shuffle import MoveQuantChainAboveDepthToSpace
+
+    model = _shuffle_model(mode="CRD", bias=np.repeat(np.array([0.5, -0.75], np.float32), 4),
+                           wscale=np.float32(0.125), slope=np.array([[[0.25]]], np.float32))
+    _assert_untouched(model, MoveQuantChainAboveDepthToSpace())
+
+
+def test_quant_chain_with_a_second_reader_stays():
+    from fpga_gan.compiler.passes.pixel_shuffle import MoveQuantChainAboveDepthToSpace
+
+    model = _shuffle_model(mode="CRD", bias=_PHASE_BIAS, wscale=_PHASE_SCALE, slope=np.array([[[0.25]]], np.float32))
+    model.graph.output.append(_vi("p", (1, 2, 6, 8)))          # the float PReLU output is read as well
+    _assert_untouched(model, MoveQuantChainAboveDepthToSpace())
+
+
+def test_param_before_depth_to_space():
+    from fpga_gan.compiler.passes.pixel_shuffle import param_before_depth_to_space
+
+    p = np.array([1.0, 2.0, 3.0], np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_array_equal(param_before_depth_to_space(p, 3, 2, "CRD").reshape(-1), np.repeat([1, 2, 3], 4))
+    np.testing.assert_array_equal(param_before_depth_to_space(p, 3, 2, "DCR").reshape(-1), np.tile([1, 2, 3], 4))
+    assert param_before_depth_to_space(np.float32(2.0), 3, 2, "CRD") == 2.0
+    assert param_before_depth_to_space(np.ones((1, 3, 2, 1), np.float32), 3, 2, "CRD") is None   # spatial
+    assert param_before_depth_to_space(np.ones(3, np.float32), 3, 2, "CRD", vector=True).shape == (12,)
+
+
 # ------------------------------------------------------------------------------------ integer I/O
 
 

@@ -26,8 +26,6 @@ ARCHITECTURES = list(ref.REFERENCE)
 KNOWN_GAPS = {
     "cyclegan": "convert_to_hw leaves Mul, Add and Tanh nodes between hardware layers (residual blocks "
                 "behind reflection-padded, BatchNorm-ed convolutions): not yet diagnosed",
-    "srgan": "a PReLU behind PixelShuffle (DepthToSpace) is not absorbed into thresholds: the per-channel "
-             "bias of the conv in front lands on different output phases, so its chain is not one per channel",
 }
 
 
@@ -98,6 +96,9 @@ def test_reference_blocks_are_the_hardware_layers_expected(kv260_builds):
     ops = {name: {n["op_type"] for n in kv260_builds[name].report["nodes"]} for name in built}
     assert "StreamingConcat_rtl" in ops["pix2pix"] and "StreamingConcat_rtl" in ops["conditional"]
     assert "UpsampleNearest_rtl" in ops["conditional"]          # the label, tiled to planes on the fabric
+    srgan = [n["op_type"] for n in kv260_builds["srgan"].report["nodes"]]
+    # the PReLU behind the PixelShuffle became thresholds in front of it: the DepthToSpace streams codes
+    assert srgan[srgan.index("DepthToSpace_rtl") - 1] == "Thresholding_rtl" and "ElementwiseAdd_rtl" in srgan
     for name in ("dcgan_bn", "pix2pix", "conditional"):         # zero-free transposed convolutions
         for deconv in kv260_builds[name].report["deconv"]:
             assert deconv["macs_zero_free"] == deconv["macs_useful"]

@@ -249,9 +249,12 @@ def _qonnx_to_finn(model, ctx: _Context):
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
     from qonnx.transformation.infer_datatypes import InferDataTypes
 
+    from .passes.pixel_shuffle import MoveQuantChainAboveDepthToSpace
     from .passes.rounding import NudgeTieThresholds
     from .passes.thresholds import ExactQuantThresholds
 
+    # a PixelShuffle behind a biased / per-channel-scaled conv: its activation chain moves in front
+    model = model.transform(MoveQuantChainAboveDepthToSpace())
     model = model.transform(ExactQuantThresholds())        # before FINN moves any float arithmetic
     model = model.transform(ConvertQONNXtoFINN()).transform(NudgeTieThresholds())
     return model.transform(InferDataTypes())

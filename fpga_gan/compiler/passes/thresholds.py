@@ -42,7 +42,7 @@ from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name, qonnx_make_model
 
-__all__ = ["EXACT_MARK", "ExactQuantThresholds", "bisect_thresholds"]
+__all__ = ["EXACT_MARK", "ExactQuantThresholds", "bisect_thresholds", "root_differs_per_phase"]
 
 EXACT_MARK = "exact"          # fpga_gan_half_even metadata of a MultiThreshold made here
 _MAX_QUANT_BITS = 8
@@ -245,6 +245,15 @@ def _root_through_movement(model: ModelWrapper, node, inner: _Root) -> _Root | N
     if not (np.all(scale == scale[:, :1]) and np.all(bias == bias[:, :1])):
         return None
     return _Root(node.output[0], scale[:, 0], bias[:, 0], grouped(inner.lo).min(1), grouped(inner.hi).max(1), False)
+
+
+def root_differs_per_phase(model: ModelWrapper, d2s) -> bool:
+    """True when the tensor in front of DepthToSpace ``d2s`` is an integer root (a convolution's
+    accumulator) whose per-channel scale or bias differs between the phases of an output channel:
+    then no per-channel chain behind the DepthToSpace can be thresholded on that root (a biased,
+    per-channel-scaled convolution in front of a PixelShuffle)."""
+    inner = _root(model, d2s.input[0])
+    return inner is not None and not inner.exact_codes and _root_through_movement(model, d2s, inner) is None
 
 
 def _root(model: ModelWrapper, name: str) -> _Root | None:

@@ -507,17 +507,20 @@ def test_op_facts_are_found_through_the_class_hierarchy():
     """Facts declared on a backend-neutral class (ours or FINN's) hold for its RTL backend; a
     layer with no declaration gets the neutral facts; conflicting declarations are refused."""
     from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
-    from finn.custom_op.fpgadataflow.rtl import MVAU_rtl, StreamingFIFO_rtl
+    from finn.custom_op.fpgadataflow.rtl import ElementwiseAdd_rtl, MVAU_rtl, StreamingFIFO_rtl, Thresholding_rtl
     from finn.custom_op.fpgadataflow.rtl.crop_rtl import Crop_rtl
 
     from fpga_gan.ops import custom_op
-    from fpga_gan.ops.registry import COMPUTE, FORK, GATHER, JOIN, OpFacts, declare_facts, facts_of
+    from fpga_gan.ops.registry import COMPUTE, FORK, GATHER, JOIN, PASS, OpFacts, declare_facts, facts_of
 
     assert facts_of(custom_op["StreamingConcat_rtl"]).stream_role == JOIN
     assert facts_of(custom_op["StreamingConcat_rtl"]).phase_role == GATHER
     assert facts_of(custom_op["DuplicateStreams"]).stream_role == FORK
     assert facts_of(MVAU_rtl).phase_role == COMPUTE and facts_of(StreamingFIFO_rtl).sized_fifo
     assert facts_of(Crop_rtl) == OpFacts()
+    add = facts_of(ElementwiseAdd_rtl)        # FINN's add: its folding and LUTs are ours to give
+    assert add.stream_role == JOIN and add.fold is not None and add.lut_estimate is not None
+    assert facts_of(Thresholding_rtl).stream_role == PASS and facts_of(MVAU_rtl).fold is None
     with pytest.raises(RuntimeError, match="declared twice"):
         declare_facts(MVAU, OpFacts(stream_role=JOIN))
     with pytest.raises(ValueError, match="stream_role"):

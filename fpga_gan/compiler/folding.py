@@ -23,14 +23,14 @@ __all__ = ["apply_folding", "check_folded", "folding_file_problems", "validate_f
 
 
 def resource_totals(model: ModelWrapper, fpgapart: str) -> dict:
-    from ..ops.elementwise_add import op_facts      # HOOK: FINN counts no LUTs for its RTL adds
+    from ..ops import facts_of
 
     totals = {"lut": 0.0, "bram18": 0.0, "uram": 0.0, "dsp": 0.0, "cycles": 0}
     for node in model.graph.node:
         inst = getCustomOp(node)
         res = inst.node_res_estimation(fpgapart)
-        if (facts := op_facts(node)) is not None:
-            res = {**res, "LUT": facts.lut_estimate(inst)}
+        if (luts := facts_of(inst).lut_estimate) is not None:       # where FINN counts none
+            res = {**res, "LUT": luts(inst)}
         totals["lut"] += res.get("LUT", 0)
         totals["bram18"] += res.get("BRAM_18K", 0)
         totals["uram"] += res.get("URAM", 0)
@@ -196,13 +196,14 @@ def _fold(model: ModelWrapper, target_cycles: int, ctx) -> ModelWrapper:
                                        mvau_wwidth_max=ctx.cfg.mvau_wwidth_max, two_pass_relaxation=True))
     model = fold_declared_knobs(model, max(1, int(target_cycles)))
     model = pack_dsp_lanes(widen_deep_memories(model, ctx.board.part), ctx.board)
-    from ..ops.elementwise_add import op_facts      # HOOK: SetFolding leaves FINN's RTL adds at PE 1
+    from ..ops import facts_of
 
-    adds = [(node, facts) for node in model.graph.node if (facts := op_facts(node)) is not None]
-    if adds:                                        # no faster than the slowest other layer needs
-        others = [int(getCustomOp(n).get_exp_cycles()) for n in model.graph.node if op_facts(n) is None]
-        for node, facts in adds:
-            facts.fold(getCustomOp(node), max(1, int(target_cycles), max(others, default=1)))
+    layers = [getCustomOp(node) for node in model.graph.node]
+    own = [inst for inst in layers if facts_of(inst).fold is not None]    # layers SetFolding does not fold
+    if own:                                         # no faster than the slowest other layer needs
+        others = [int(inst.get_exp_cycles()) for inst in layers if facts_of(inst).fold is None]
+        for inst in own:
+            facts_of(inst).fold(inst, max(1, int(target_cycles), max(others, default=1)))
     return balance_memories(model, ctx.board)
 
 

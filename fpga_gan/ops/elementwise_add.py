@@ -5,49 +5,32 @@ Residual adds (``x + f(x)``) stream through FINN's own op: the backend-neutral
 finn-rtllib's ``binopi`` (``a + b``, one register stage, LUTs only) behind a credit-based join of
 the two input streams. The graph passes that produce it are in
 :mod:`fpga_gan.compiler.passes.residual`. What the rest of fpga_gan needs to treat the op right
-lives here, behind :func:`op_facts`, so no other module tests the op's name:
+lives here, as the op's facts in the layer registry (:mod:`fpga_gan.ops.registry`), so no other
+module tests the op's name:
 
 * simulation: it joins the two branches of a skip connection, so the FIFOs on the short branch
   (the bypass) must hold what the long branch delays: sized to their peak, never capped, like the
   skip FIFOs in front of a ``StreamingConcat``; a requantizing ``Thresholding`` layer may sit on
   that bypass (:mod:`~fpga_gan.compiler.passes.residual` puts one there when the grids differ);
 * folding: FINN's ``SetFolding`` folds only the HLS elementwise ops, so the PE of the RTL add is
-  set here, to the smallest that meets the cycle target;
+  set here (``OpFacts.fold``), to the smallest that meets the cycle target;
 * estimates: FINN counts only the (absent) parameter memory; the adder, the input side registers
-  and the 4-deep output queue are estimated here;
+  and the 4-deep output queue are estimated here (``OpFacts.lut_estimate``);
 * lint: the wrapper FINN fills for the op is linted with finn-rtllib's sources.
 
-HOOKS (the call sites that use these facts, each marked ``# HOOK``; the ``ops`` registry takes
-them over at merge): ``fpga_gan.sim.run.skip_fifos`` (:func:`joins_skip`, :func:`on_skip_path`),
-``fpga_gan.compiler.folding._fold`` (``op_facts(node).fold``),
-``fpga_gan.compiler.folding.resource_totals`` and ``fpga_gan.compiler.estimates.node_estimates``
-(``op_facts(node).lut_estimate``: FINN reports 0 LUTs for the op).
+The requantizing ``Thresholding`` on a bypass is a ``PASS`` layer in FINN's facts
+(:mod:`fpga_gan.ops.finn_facts`), so the simulator walks through it to the add.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["OP_TYPES", "OpFacts", "fold_for_cycles", "joins_skip", "lint_eltwise", "lut_estimate", "on_skip_path",
-           "op_facts"]
+__all__ = ["fold_for_cycles", "lint_eltwise", "lut_estimate"]
 
-OP_TYPES = ("ElementwiseAdd", "ElementwiseAdd_rtl")
-# Layers the residual alignment may leave between a stream fork and the add (a requantizer).
-_SKIP_PATH_OPS = ("Thresholding",)
 # finn-rtllib eltwise: CREDIT = LATENCY + 3 entries in its output queue (binopi ADD: LATENCY 1).
 _OUTPUT_QUEUE_DEPTH = 4
-
-
-@dataclass(frozen=True)
-class OpFacts:
-    """The facts of one op kind that sim / folding / estimates need."""
-
-    joins_skip: bool                                  # ends a skip connection (bypass FIFO sized, not capped)
-    fold: Callable[[object, int], None]               # (op instance, target cycles) -> sets PE
-    lut_estimate: Callable[[object], int]             # op instance -> LUTs
 
 
 def _channels(inst) -> int:
@@ -73,38 +56,17 @@ def lut_estimate(inst) -> int:
     return out_bits + math.ceil(out_bits * _OUTPUT_QUEUE_DEPTH / 8) + in_bits + 12
 
 
-_FACTS = OpFacts(joins_skip=True, fold=fold_for_cycles, lut_estimate=lut_estimate)
-
-
-def _declare_stream_role() -> None:
-    """The registry's view (:mod:`fpga_gan.ops.registry`): the add joins two streams in lockstep,
-    so the simulator sizes the FIFOs on its bypass like a concat's skip FIFOs."""
+def _declare_facts() -> None:
+    """The add joins two streams in lockstep, so the simulator sizes the FIFOs on its bypass like a
+    concat's skip FIFOs; SetFolding does not fold FINN's RTL adds, and FINN counts no LUTs for them."""
     from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
 
-    from .registry import JOIN, declare_facts
-    from .registry import OpFacts as RegistryFacts
+    from .registry import JOIN, OpFacts, declare_facts
 
-    declare_facts(ElementwiseAdd, RegistryFacts(stream_role=JOIN))
-
-
-_declare_stream_role()
+    declare_facts(ElementwiseAdd, OpFacts(stream_role=JOIN, fold=fold_for_cycles, lut_estimate=lut_estimate))
 
 
-def op_facts(node) -> OpFacts | None:
-    """The facts of ``node``'s op if it is FINN's elementwise add, else None (the lookup the other
-    modules call instead of testing op names)."""
-    return _FACTS if node is not None and node.op_type in OP_TYPES and len(node.input) == 2 else None
-
-
-def joins_skip(node) -> bool:
-    facts = op_facts(node)
-    return facts is not None and facts.joins_skip
-
-
-def on_skip_path(node) -> bool:
-    """A one-in one-out layer that may sit on the bypass of a residual add (walked through when
-    looking for the bypass FIFOs)."""
-    return node is not None and node.op_type.startswith(_SKIP_PATH_OPS) and len(node.input) >= 1
+_declare_facts()
 
 
 def lint_eltwise(work_dir: Path, dtype: str = "INT5", channels: int = 6, pe: int = 3):

@@ -58,7 +58,7 @@ def _input_channels(inst, key: str) -> tuple[int, str]:
 
 
 declare_facts(MVAU, OpFacts(phase_role=COMPUTE, fold_limit=_mvau_limit, sim_hook=_mvau_weight_stream))
-declare_facts(Thresholding, OpFacts(sim_hook=_thresholds_path))
+declare_facts(Thresholding, OpFacts(sim_hook=_thresholds_path, stream_role=PASS))   # a requantizer on a bypass
 declare_facts(ConvolutionInputGenerator, OpFacts(fold_limit=_input_channels))
 declare_facts(FMPadding, OpFacts(fold_limit=_input_channels))
 declare_facts(StreamingFIFO, OpFacts(stream_role=PASS, sized_fifo=True))

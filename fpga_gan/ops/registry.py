@@ -31,7 +31,8 @@ FINN_RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 # Stream roles (what the simulator's FIFO sizing needs to know about a layer):
 FORK = "fork"   # one stream in, several identical streams out (a skip connection starts here)
 JOIN = "join"   # several streams in, consumed in lockstep (a skip connection ends here): concat, add
-PASS = "pass"   # stream plumbing the skip path runs through unchanged: FIFOs, width converters
+PASS = "pass"   # one stream in, one out, in order, that a skip path may run through: FIFOs, width
+                # converters, a requantizing Thresholding on a residual bypass
 STREAM_ROLES = ("", FORK, JOIN, PASS)
 
 # Roles in a sub-pixel (transposed) convolution, for the zero-free vs zero-insertion report:
@@ -88,6 +89,11 @@ class OpFacts:
     fold_knob: the folding attribute ("SIMD" or "PE") the compiler raises, after FINN's
         SetFolding (whose op lists do not know the layer), to the smallest divisor of
         ``fold_limit`` that meets the cycle target; ``""``: SetFolding's business, or fixed.
+    fold: ``fold(inst, target_cycles) -> None`` for a layer whose folding needs more than one
+        knob raised to a divisor (it sets the attributes itself), called after SetFolding with
+        the cycles of the slowest other layer as the target; None: nothing to do.
+    lut_estimate: ``lut_estimate(inst) -> int``, the layer's LUTs where FINN's own estimate
+        counts none (FINN's RTL elementwise ops count only their parameter memory); None: FINN's.
     """
 
     stream_role: str = ""
@@ -96,6 +102,8 @@ class OpFacts:
     fold_limit: Callable[[object, str], tuple[int, str]] = _channels_limit
     phase_role: str = ""
     fold_knob: str = ""
+    fold: Callable[[object, int], None] | None = None
+    lut_estimate: Callable[[object], int] | None = None
 
     def __post_init__(self):
         if self.stream_role not in STREAM_ROLES:

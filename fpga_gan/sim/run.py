@@ -106,7 +106,6 @@ def skip_fifos(model) -> set[str]:
     """
     from qonnx.custom_op.registry import getCustomOp
 
-    from ..ops.elementwise_add import on_skip_path
     from ..ops.registry import FORK, JOIN, PASS, facts_of
 
     def facts(node):
@@ -119,7 +118,7 @@ def skip_fifos(model) -> set[str]:
         for tensor in node.output:
             path = []
             consumer = model.find_consumer(tensor)
-            while consumer is not None and (facts(consumer).stream_role == PASS or on_skip_path(consumer)):
+            while consumer is not None and facts(consumer).stream_role == PASS:
                 path.append(consumer)
                 consumer = model.find_consumer(consumer.output[0])
             if consumer is not None and facts(consumer).stream_role == JOIN:

@@ -123,7 +123,7 @@ def test_case_targets_say_met_missed_or_not_measured():
              _ok_case("big", fits=False, simulated=False, cycles_per_frame_sim=None),
              _ok_case("broken", sim_error="SimError: frame 0 timed out\nmore"),
              {"case": "cyclegan@kv260", "model": "cyclegan", "board": "kv260", "status": "compile error",
-              "message": "these nodes cannot be streamed by the RTL layers:\n  Mul_0 (Mul)"}]
+              "message": "these nodes cannot be streamed by the RTL layers:\n  Mul_0 (Mul)\n  Tanh_0 (Tanh)"}]
     targets = [t for m in ("ok", "slow", "split", "big", "broken", "cyclegan", "absent")
                for t in case_targets(AccelCase(f"/x/{m}.qonnx.onnx", "kv260"))]
     rows = {t["title"].split("@")[0] + ("/fit" if t["kind"] == "rtl_partition" else "/cycles"): t
@@ -143,7 +143,7 @@ def test_case_targets_say_met_missed_or_not_measured():
     # a generator that does not compile is a missed target with the compiler's first line, not a crash
     failed = rows["cyclegan/fit"]
     assert failed["met"] is False and failed["value"] is False
-    assert failed["detail"] == "compile error: these nodes cannot be streamed by the RTL layers:"
+    assert failed["detail"] == "compile error: these nodes cannot be streamed by the RTL layers: Mul_0 (Mul) (and 1 more)"
     assert rows["cyclegan/cycles"]["met"] is None and "compile error" in rows["cyclegan/cycles"]["provenance"]
     assert rows["absent/fit"]["met"] is None and rows["absent/cycles"]["met"] is None
 

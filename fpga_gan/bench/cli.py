@@ -113,9 +113,14 @@ def bench(out_dir: Path, build_root: Path, markdown: Path, no_markdown: bool, re
     result = run_bench(cfg)
     for target in result["targets"]:
         status = "not measured" if target["met"] is None else "met" if target["met"] else "MISSED"
-        click.echo(f"{status:<12} {target['title']}: {_value(target)} (needed {_needed(target)})")
+        why = f": {target['detail']}" if target["met"] is False and target["detail"] else ""
+        click.echo(f"{status:<12} {target['title']}: {_value(target)} (needed {_needed(target)}){why}")
     click.echo(f"wrote {result['files']['json']}" + (f" and {cfg.markdown}" if cfg.markdown else "")
                + f" in {result['wall_minutes']:.1f} min (details: {result['files']['log']})")
+
+
+def _with_unit(number: str, unit: str) -> str:
+    return f"{number}{unit}" if unit in ("x", "%", "") else f"{number} {unit}"
 
 
 def _value(target: dict) -> str:
@@ -124,10 +129,12 @@ def _value(target: dict) -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return f"{value:,.2f} {target['unit']}".rstrip()
+    return _with_unit(f"{value:,.2f}", target["unit"])
 
 
 def _needed(target: dict) -> str:
+    from .config import COMPARISONS
+
     if target["yes_no"]:
         return "yes"
-    return f"{target['compare']} {target['threshold']:,g} {target['unit']}".rstrip()
+    return f"{COMPARISONS[target['compare']]} " + _with_unit(f"{target['threshold']:,g}", target["unit"])

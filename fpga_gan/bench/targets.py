@@ -33,7 +33,13 @@ def _result(target: Target, value: float | bool | None, provenance: str, detail:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().split("\n")[0]
+    """The gist of an error for a table cell: its first line, and the next one when the first
+    only announces a list ("these nodes cannot be streamed by the RTL layers:")."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+    if lines[0].endswith(":") and len(lines) > 1:
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        return f"{lines[0]} {lines[1]}{more}"
+    return lines[0]
 
 
 def _case_row(target: Target, accel: list[dict]) -> dict | None:

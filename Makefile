@@ -66,6 +66,7 @@ test-all: $(STAMP) $(BOARD_STAMP)
 
 # The reference generators (tests/reference_generators.py: plain Brevitas, written apart from the
 # package) are exported as a user would, then benchmarked on kv260 beside the zoo's cases.
+# BENCH_ARGS: more `fpga-gan bench` options, e.g. BENCH_ARGS="--case my_gen.qonnx.onnx@kv260".
 REFERENCE_DIR := build/reference
 REFERENCE_BOARD := kv260
 REFERENCE_NAMES = $(shell $(PY) -m tests.reference_generators --names)

@@ -28,7 +28,7 @@ help:
 	@echo "make bench-cpu measure CPU inference speed of the generators"
 	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
 	@echo "make sim MODEL=tryon BOARD=pynq-z2   compile (if needed) and simulate in Verilator"
-	@echo "make bench     measure fpga_gan against its alternatives, write BENCHMARKS.md"
+	@echo "make bench     measure fpga_gan against its alternatives (zoo + reference generators), write BENCHMARKS.md"
 	@echo "make lint      Verilator lint of all RTL fpga_gan owns"
 	@echo "make finn-build MODEL=tryon BOARD=pynq-z2   the directory FINN's builder runs on a Vivado machine"
 	@echo "make bitstream MODEL=tryon BOARD=pynq-z2    bitstream artifact in bitstreams/ (needs Vivado 2022.2/2024.2)"
@@ -64,8 +64,17 @@ test: $(STAMP) $(BOARD_STAMP)
 test-all: $(STAMP) $(BOARD_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The reference generators (tests/reference_generators.py: plain Brevitas, written apart from the
+# package) are exported as a user would, then benchmarked on kv260 beside the zoo's cases.
+# BENCH_ARGS: more `fpga-gan bench` options, e.g. BENCH_ARGS="--case my_gen.qonnx.onnx@kv260".
+REFERENCE_DIR := build/reference
+REFERENCE_BOARD := kv260
+REFERENCE_NAMES = $(shell $(PY) -m tests.reference_generators --names)
+REFERENCE_CASES = $(foreach name,$(REFERENCE_NAMES),--case $(REFERENCE_DIR)/$(name).qonnx.onnx@$(REFERENCE_BOARD))
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(FG) bench --out build/bench
+	$(PY) -m tests.reference_generators --out $(REFERENCE_DIR)
+	$(FG) bench --out build/bench $(REFERENCE_CASES) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m fpga_gan.ops.lint

@@ -24,7 +24,9 @@ __all__ = [
     "CompileOutcome",
     "accel_row",
     "compile_case",
+    "deconv_geometry",
     "deconv_rows",
+    "design_structure",
     "lanes_per_dsp",
     "run_case",
     "tool_row",
@@ -87,6 +89,7 @@ class CaseResult:
     rtl_fresh_s: float | None = None
     previous_sim: dict | None = None
     precision: list[dict] = field(default_factory=list)
+    structure: dict | None = None
 
 
 # ------------------------------------------------------------------------------------------- compile
@@ -194,6 +197,7 @@ def run_case(case: AccelCase, model: str, build_dir: Path, scratch: Path, frames
     at the directory it compiles into, and the simulation must see the persistent one. With no
     stages in the build dir, compiling there is the cold compile, so it is not repeated.
     """
+    from ..sim.rtl import partition_model
     from ..sim.run import SimError
 
     cold = None
@@ -204,7 +208,9 @@ def run_case(case: AccelCase, model: str, build_dir: Path, scratch: Path, frames
     result = CaseResult(case, build_dir, compile_case(case, model, build_dir, log), cold)
     if result.compiled.status != "ok":
         return result
-    result.precision = design_precision(build_dir, result.compiled.report["budget"]["part"])
+    parent, child, _ = partition_model(build_dir)
+    result.structure = design_structure(parent, child)
+    result.precision = design_precision(child, result.compiled.report["budget"]["part"])
     if case.simulate:
         step(f"{case.name}: simulate")
         result.previous_sim = _previous_sim(build_dir)
@@ -243,15 +249,24 @@ def lanes_per_dsp(version: int, weight_bits: int, act_bits: int, narrow_weights:
     return max(1, lanes)
 
 
-def design_precision(build_dir: Path, part: str) -> list[dict]:
-    """Per MVAU of the compiled partition: bit widths, MAC lanes per DSP, MACs per frame."""
+def design_structure(parent, child) -> dict:
+    """What the compiled graph is made of: how many dataflow partitions, the op types left outside
+    them, and the partition's layers that are not RTL layers (``*_rtl``). Counted off the final
+    stage model (``parent``) and its partition (``child``), not taken from the compiler's word."""
+    partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    return {"partitions": len(partitions),
+            "outside_partition": sorted({n.op_type for n in parent.graph.node} - {"StreamingDataflowPartition"}),
+            "layers": len(child.graph.node),
+            "non_rtl_layers": sorted({n.op_type for n in child.graph.node if not n.op_type.endswith("_rtl")})}
+
+
+def design_precision(child, part: str) -> list[dict]:
+    """Per MVAU of the compiled partition ``child``: bit widths, MAC lanes per DSP, MACs per frame."""
     import numpy as np
     from qonnx.custom_op.registry import getCustomOp
 
     from ..compiler.estimates import mac_count
-    from ..sim.rtl import partition_model
 
-    _, child, _ = partition_model(build_dir)
     version = dsp_version(part)
     rows = []
     for node in child.graph.node:
@@ -322,6 +337,7 @@ def accel_row(result: CaseResult) -> dict:
         "sim_mismatches": result.sim["mismatches"] if result.sim else None,
         "latency_cycles": result.sim["latency_cycles"] if result.sim else None,
         "sim_error": result.sim_error,
+        "fits": bool(report["fits"]), "structure": result.structure,
         "resources": res, "macs_per_frame": macs, "gops": gops,
         "gops_per_dsp": gops / res["dsp"]["used"] if res["dsp"]["used"] else None,
         "gops_per_klut": gops / (res["lut"]["used"] / 1e3) if res["lut"]["used"] else None,
@@ -338,17 +354,32 @@ def accel_row(result: CaseResult) -> dict:
     return row
 
 
+def deconv_geometry(kernel: list[int], stride: int, pads: list[int], output_padding: list[int]) -> str:
+    """``k4s2p1``, ``k3s2p1op1``, ``k3x5s2p1,2,1,2``: the layer as the table names it (square
+    kernels and equal pads written once; output padding only where there is some)."""
+    k = f"{kernel[0]}" if len(set(kernel)) == 1 else "x".join(map(str, kernel))
+    p = f"{pads[0]}" if len(set(pads)) == 1 else ",".join(map(str, pads))
+    op = "" if not any(output_padding) else (f"op{output_padding[0]}" if len(set(output_padding)) == 1
+                                             else "op" + ",".join(map(str, output_padding)))
+    return f"k{k}s{stride}p{p}{op}"
+
+
 def deconv_rows(result: CaseResult) -> list[dict]:
     """Zero-free vs zero-insertion, per transposed convolution of the case, from the compile report."""
     if result.compiled.report is None:
         return []
     rows = []
     for d in result.compiled.report.get("deconv", []):
+        kernel = d.get("kernel_shape") or [d["kernel"]] * 2
+        pads, output_padding = d.get("pads") or [0] * 4, d.get("output_padding") or [0, 0]
         rows.append({
             "case": result.case.name, "model": model_stem(result.case.model), "layer": d["name"],
-            "input": d["input"], "kernel": d["kernel"], "stride": d["stride"], "pe_x_simd": d["pe_x_simd"],
+            "input": d["input"], "kernel": d["kernel"], "stride": d["stride"], "kernel_shape": kernel,
+            "pads": pads, "output_padding": output_padding,
+            "geometry": deconv_geometry(kernel, d["stride"], pads, output_padding), "pe_x_simd": d["pe_x_simd"],
             "macs_zero_free": d["macs_zero_free"], "macs_zero_insertion": d["macs_zero_insertion"],
-            "macs_useful": d["macs_useful"], "macs_ratio": d["macs_zero_insertion"] / d["macs_zero_free"],
+            "macs_useful": d["macs_useful"], "macs_spent_vs_useful": d["macs_zero_free"] / d["macs_useful"],
+            "macs_ratio": d["macs_zero_insertion"] / d["macs_zero_free"],
             "cycles_zero_free": d["cycles_zero_free"], "cycles_zero_insertion": d["cycles_zero_insertion"],
             "cycles_ratio": d["cycles_zero_insertion"] / d["cycles_zero_free"], "cycles_source": "estimated",
             "provenance": {"macs": PROVENANCE["deconv_macs"], "cycles": PROVENANCE["deconv_cycles"]},

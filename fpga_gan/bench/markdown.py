@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .._files import write_text_atomic
+from .config import COMPARISONS
 
 __all__ = ["PUBLISHED_HEADING", "fmt", "render_markdown", "write_markdown"]
 
@@ -87,13 +88,18 @@ def _header(bench: dict, path: Path) -> list[str]:
 
 
 def _with_unit(text: str, unit: str) -> str:
-    """``3.05x``, ``671 FPS``."""
-    return f"{text}{unit}" if unit == "x" else f"{text} {unit}"
+    """``3.05x``, ``12.5%``, ``671 FPS``; a bare number for a target without a unit."""
+    return f"{text}{unit}" if unit in ("x", "%", "") else f"{text} {unit}"
 
 
 def _threshold(t: dict) -> str:
-    """A target's threshold as the issue states it (``3.5x``, not ``3.50x``)."""
-    return _with_unit(f"{t['threshold']:,g}", t["unit"])
+    """A target's threshold as the issue states it (``≥ 3.5x``, not ``3.50x``; ``yes`` for a yes / no one)."""
+    if t["yes_no"]:
+        return "yes"
+    return f"{COMPARISONS[t['compare']]} " + _with_unit(f"{t['threshold']:,g}", t["unit"])
+
+
+_FAR = {">=": "short", "<=": "over", "==": "off"}
 
 
 def _result_cell(t: dict) -> str:
@@ -101,14 +107,16 @@ def _result_cell(t: dict) -> str:
         return f"not measured ({t['provenance'].split(': ', 1)[-1]})"
     if t["met"]:
         return "met"
-    return (f"**missed** ({_with_unit(fmt(t['value']), t['unit'])} of {_threshold(t)}, "
-            f"{fmt(t['shortfall_pct'])}% short)")
+    if t["shortfall_pct"] is None:
+        return "**missed**"
+    return (f"**missed** ({_with_unit(fmt(t['value']), t['unit'])}, needed {_threshold(t)}: "
+            f"{fmt(t['shortfall_pct'])}% {_FAR[t['compare']]})")
 
 
 def _targets(bench: dict) -> list[str]:
     notes = _Notes()
     rows = [(t["title"], _with_unit(fmt(t["value"]), t["unit"]) if t["value"] is not None else "—",
-             f"≥ {_threshold(t)}", _result_cell(t),
+             _threshold(t), _result_cell(t),
              notes.cell(t["provenance"]) if t["value"] is not None else "—", t["detail"])
             for t in bench["targets"]]
     return ["", "## Targets", "", *_table(("target", "value", "needed", "result", "source", "detail"), rows),
@@ -158,13 +166,14 @@ def _accelerators(bench: dict) -> list[str]:
 
 def _deconv(bench: dict) -> list[str]:
     notes = _Notes()
-    rows = [(r["case"], r["layer"], "x".join(map(str, r["input"])), f"k{r['kernel']}s{r['stride']}",
-             fmt(r["pe_x_simd"]), fmt(r["macs_useful"]), fmt(r["macs_zero_free"]), fmt(r["macs_zero_insertion"]),
+    rows = [(r["case"], r["layer"], "x".join(map(str, r["input"])),
+             r["geometry"], fmt(r["pe_x_simd"]), fmt(r["macs_useful"]),
+             fmt(r["macs_zero_free"]), f"{fmt(r['macs_spent_vs_useful'])}x", fmt(r["macs_zero_insertion"]),
              f"{fmt(r['macs_ratio'])}x", fmt(r["cycles_zero_free"]), fmt(r["cycles_zero_insertion"]),
              f"{fmt(r['cycles_ratio'])}x", notes.cell(r["provenance"]["macs"]),
              notes.cell(r["provenance"]["cycles"])) for r in bench["deconv"]]
-    header = ("case", "layer", "input", "kernel", "PE x SIMD", "useful MACs", "MACs zero-free",
-              "MACs zero-insertion", "MAC ratio", "cycles zero-free", "cycles zero-insertion", "cycle ratio",
+    header = ("case", "layer", "input", "layer shape", "PE x SIMD", "useful MACs", "MACs zero-free",
+              "spent / useful", "MACs zero-insertion", "MAC ratio", "cycles zero-free", "cycles zero-insertion", "cycle ratio",
               "MACs", "cycles")
     return ["", "## Transposed convolution: zero-free vs zero insertion", "", bench["definitions"]["deconv"], "",
             *_table(header, rows), *notes.lines()]

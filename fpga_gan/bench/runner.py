@@ -118,7 +118,10 @@ def definitions(cfg: BenchConfig, threads: int) -> dict[str, str]:
                    "convolution itself. For k4 s2 p1 on an H x W input the zero-free form is four phase MVAUs, "
                    "each a 2 x 2 convolution with Cout outputs on its own asymmetrically padded H x W window grid, "
                    "concatenated into DepthToSpace(2): its MACs are exactly the useful ones, and zero insertion "
-                   "spends 4 x the useful ones, so the ratio is 4 on every input size."),
+                   "spends 4 x the useful ones, so the ratio is 4 on every input size. When k % s != 0 (k3 s2 p1 "
+                   "op1, k5 s2 p2 op1) the phases have kernels of unequal size (for k3 s2: 2 x 2, 2 x 1, 1 x 2, "
+                   "1 x 1), each still spending only useful MACs; spent / useful = zero-free / useful MACs, 1 when "
+                   "no MAC meets an inserted zero. Layer shape: kernel, stride, padding and output padding (op)."),
         "tools": ("Compile: the Vivado-free flow (QONNX to folded, estimated RTL layers, every stage checked "
                   "bit-exact). Cold compile: into a fresh directory; this run: in the build directory, whose "
                   "finished stages are reused. RTL generation and the Verilator build are cached by content, "

@@ -84,6 +84,11 @@ _MOVEMENT = {"Identity", "Transpose", "Reshape", "Flatten", "DepthToSpace", "Spa
              "Resize", "Upsample", "MaxPool", "Concat"}
 
 
+# Pad modes that only copy input elements (CycleGAN's reflection padding, replication): the padded
+# tensor holds the same codes on the same grid, so it is as much an integer root as its input.
+_COPYING_PAD_MODES = {"reflect", "edge", "wrap"}
+
+
 def _const(model: ModelWrapper, name: str) -> np.ndarray | None:
     return model.get_initializer(name) if name else None
 
@@ -154,14 +159,16 @@ def _code_scale(model: ModelWrapper, name: str) -> tuple[float, int, int] | None
         return None
     if producer.op_type not in _MOVEMENT:
         return None
-    if producer.op_type == "Pad" and (_mode(producer, "constant") != "constant" or (
-            len(producer.input) > 2 and producer.input[2] and np.any(_const(model, producer.input[2]) != 0))):
+    zero_pad = producer.op_type == "Pad" and _mode(producer, "constant") == "constant"
+    if zero_pad and len(producer.input) > 2 and producer.input[2] and np.any(_const(model, producer.input[2]) != 0):
+        return None
+    if producer.op_type == "Pad" and not zero_pad and _mode(producer, "constant") not in _COPYING_PAD_MODES:
         return None
     sources = [_code_scale(model, i) for i in producer.input if i and _const(model, i) is None]
     if not sources or any(s is None for s in sources) or len({s[0] for s in sources}) != 1:
         return None
     lo, hi = min(s[1] for s in sources), max(s[2] for s in sources)
-    if producer.op_type == "Pad" and not lo <= 0 <= hi:
+    if zero_pad and not lo <= 0 <= hi:      # the code 0 it writes must be a code of the grid
         return None
     return sources[0][0], lo, hi
 

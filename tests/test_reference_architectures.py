@@ -24,8 +24,6 @@ ARCHITECTURES = list(ref.REFERENCE)
 # Reference generators the compiler does not take yet, and why (the tests below expect the refusal,
 # strictly: when a gap closes, the xfail turns into a failure and this table must shrink).
 KNOWN_GAPS = {
-    "cyclegan": "convert_to_hw leaves Mul, Add and Tanh nodes between hardware layers (residual blocks "
-                "behind reflection-padded, BatchNorm-ed convolutions): not yet diagnosed",
     "srgan": "a PReLU behind PixelShuffle (DepthToSpace) is not absorbed into thresholds: the per-channel "
              "bias of the conv in front lands on different output phases, so its chain is not one per channel",
 }

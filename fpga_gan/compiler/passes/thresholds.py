@@ -10,9 +10,10 @@ cannot move at all (LeakyReLU, PReLU, tanh) stop the compile.
 What this does instead, on the QONNX graph before FINN's conversion: for every activation ``Quant``
 whose input is a chain of per-channel monotone float ops (Mul / Div / Add / Sub by constants,
 BatchNormalization, Relu, LeakyRelu, PRelu, Clip, Tanh, Sigmoid, ...) and channel Concats, rooted in
-integer tensors (the accumulator of a convolution with quantized input and weights, possibly behind
-a sub-pixel DepthToSpace / crop, or the codes of an earlier quantizer), the function
-``accumulator -> output code`` is monotone per channel. :func:`bisect_thresholds` finds each of its
+integer tensors (the accumulator of a convolution with quantized input and weights, the input
+possibly zero-, reflection- or replication-padded, the accumulator possibly behind a sub-pixel
+DepthToSpace / crop, or the codes of an earlier quantizer), the function ``accumulator -> output
+code`` is monotone per channel. :func:`bisect_thresholds` finds each of its
 steps by bisection over the accumulator range, evaluating the ORIGINAL nodes (the same qonnx /
 ONNX Runtime kernels the reference runs) on candidate accumulators. The Quant and its chain are
 replaced by a MultiThreshold per root (then a Concat of codes, then the output scale): the graph

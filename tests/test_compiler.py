@@ -231,3 +231,31 @@ def test_pixel_shuffle_streams_as_depth_to_space(tmp_path):
     result = _compile(tmp_path, str(path), "zcu104")
     _assert_all_rtl_one_partition(result)
     assert "DepthToSpace_rtl" in {n["op_type"] for n in result.report["nodes"]}
+
+
+@pytest.mark.parametrize("parallel_window, width, fits_98", [(0, 8, False), (1, 8 * 7 * 7, True)])
+def test_window_stream_width_counts_a_parallel_window(parallel_window, width, fits_98):
+    """CycleGAN's last c7s1 layer as SetFolding leaves it: window generator SIMD 8 on 8 channels,
+    MVAU SIMD 98 of MW 392. With parallel_window the generator emits a whole 7x7 window (392
+    elements) a beat, an integer multiple of 98; without it 8 elements, no integer ratio."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from fpga_gan.compiler.folding import _simd_fits_window, _window_simd
+
+    swg = helper.make_node("ConvolutionInputGenerator_rtl", ["x"], ["w"], name="Window",
+                           domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow",
+                           ConvKernelDim=[7, 7], IFMChannels=8, IFMDim=[22, 22], OFMDim=[16, 16], SIMD=8,
+                           Stride=[1, 1], Dilation=[1, 1], inputDataType="UINT4", outputDataType="UINT4",
+                           depthwise=0, parallel_window=parallel_window)
+    mvau = helper.make_node("MVAU_rtl", ["w", "weights"], ["y"], name="Mvau",
+                            domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow")
+    graph = helper.make_graph([swg, mvau], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 22, 22, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 3])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    assert _window_simd(model, mvau) == width
+    assert _simd_fits_window(98, _window_simd(model, mvau)) is fits_98
+    assert _simd_fits_window(49, width) is fits_98            # 392 = 8 x 49
+    assert _simd_fits_window(56, width)                       # 7 x 8: fits either way

@@ -33,6 +33,8 @@ def _child_nodes(build_dir: Path):
 
 
 def _assert_all_rtl_one_partition(result) -> None:
+    from qonnx.custom_op.registry import getCustomOp
+
     report = result.report
     assert [s["stage"] for s in report["verification"]] == list(STAGES)
     assert all(s["bit_exact"] for s in report["verification"])
@@ -41,10 +43,15 @@ def _assert_all_rtl_one_partition(result) -> None:
     assert len(partitions) == 1
     assert {n.op_type for n in parent.graph.node} <= {"StreamingDataflowPartition", "Transpose", "Mul", "Reshape"}
     assert [n.name for n in child.graph.node] == [n["name"] for n in report["nodes"]]
-    for producer, consumer in zip(report["nodes"], report["nodes"][1:]):
-        if producer["op_type"].startswith("ConvolutionInputGenerator") and consumer["op_type"].startswith("MVAU"):
-            # window and MVAU widths in integer ratio: no slow fractional width converter between them
-            assert consumer["simd"] % producer["simd"] == 0 or producer["simd"] % consumer["simd"] == 0
+    for window in child.graph.node:
+        consumer = child.find_consumer(window.output[0])
+        if window.op_type.startswith("ConvolutionInputGenerator") and consumer is not None \
+                and consumer.op_type.startswith("MVAU"):
+            # window stream and MVAU input in integer ratio: no slow fractional width converter between
+            # them (a parallel_window generator's beat is a whole window, SIMD x kernel elements)
+            out = int(getCustomOp(window).get_folded_output_shape()[-1])
+            into = int(getCustomOp(consumer).get_folded_input_shape()[-1])
+            assert into % out == 0 or out % into == 0, (window.name, out, consumer.name, into)
     state = json.loads((result.build_dir / "state.json").read_text())
     assert state["complete"] is True
     for name in ("report.json", "report.md", "cycles.png"):
@@ -224,3 +231,31 @@ def test_pixel_shuffle_streams_as_depth_to_space(tmp_path):
     result = _compile(tmp_path, str(path), "zcu104")
     _assert_all_rtl_one_partition(result)
     assert "DepthToSpace_rtl" in {n["op_type"] for n in result.report["nodes"]}
+
+
+@pytest.mark.parametrize("parallel_window, width, fits_98", [(0, 8, False), (1, 8 * 7 * 7, True)])
+def test_window_stream_width_counts_a_parallel_window(parallel_window, width, fits_98):
+    """CycleGAN's last c7s1 layer as SetFolding leaves it: window generator SIMD 8 on 8 channels,
+    MVAU SIMD 98 of MW 392. With parallel_window the generator emits a whole 7x7 window (392
+    elements) a beat, an integer multiple of 98; without it 8 elements, no integer ratio."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from fpga_gan.compiler.folding import _simd_fits_window, _window_simd
+
+    swg = helper.make_node("ConvolutionInputGenerator_rtl", ["x"], ["w"], name="Window",
+                           domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow",
+                           ConvKernelDim=[7, 7], IFMChannels=8, IFMDim=[22, 22], OFMDim=[16, 16], SIMD=8,
+                           Stride=[1, 1], Dilation=[1, 1], inputDataType="UINT4", outputDataType="UINT4",
+                           depthwise=0, parallel_window=parallel_window)
+    mvau = helper.make_node("MVAU_rtl", ["w", "weights"], ["y"], name="Mvau",
+                            domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow")
+    graph = helper.make_graph([swg, mvau], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 22, 22, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 3])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    assert _window_simd(model, mvau) == width
+    assert _simd_fits_window(98, _window_simd(model, mvau)) is fits_98
+    assert _simd_fits_window(49, width) is fits_98            # 392 = 8 x 49
+    assert _simd_fits_window(56, width)                       # 7 x 8: fits either way

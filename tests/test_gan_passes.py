@@ -1048,6 +1048,16 @@ def test_unsupported_nodes():
                          "fold the bias into the convolution; a residual add needs both inputs quantized "
                          "(QuantIdentity / QuantReLU) with power-of-two scales, best one shared quantizer")]
 
+    # a leftover tanh: it was not on a conv -> quantizer chain, which is what the hint says to write
+    nodes[2] = helper.make_node("Tanh", ["c"], ["d"], name="LeftoverTanh")
+    model = _model(nodes, [("x", (1, 2, 3, 3)), ("x2", (1, 2, 3, 2))], [("y", (1, 2, 3, 7))],
+                   [("scale", np.float32(0.5))])
+    for name in ("x", "xt", "x2", "c", "d"):
+        model.set_tensor_datatype(name, DataType["INT4"])
+    problems = unsupported_nodes(model.transform(InferStreamingConcat()))
+    assert len(problems) == 1 and problems[0].startswith("Tanh node 'LeftoverTanh' (between hardware layers)")
+    assert "quantize its output directly" in problems[0] and "reflection or replication padding" in problems[0]
+
 
 # ----------------------------------------------------------------------------------- regressions
 # Bugs these tests found in the passes (fixed): each test states what the pass must do.

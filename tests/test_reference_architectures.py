@@ -23,10 +23,7 @@ from .test_compiler import _assert_all_rtl_one_partition
 ARCHITECTURES = list(ref.REFERENCE)
 # Reference generators the compiler does not take yet, and why (the tests below expect the refusal,
 # strictly: when a gap closes, the xfail turns into a failure and this table must shrink).
-KNOWN_GAPS = {
-    "cyclegan": "convert_to_hw leaves Mul, Add and Tanh nodes between hardware layers (residual blocks "
-                "behind reflection-padded, BatchNorm-ed convolutions): not yet diagnosed",
-}
+KNOWN_GAPS: dict[str, str] = {}      # none today: every reference generator compiles
 
 
 def _arch_params() -> list:

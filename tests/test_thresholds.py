@@ -285,3 +285,41 @@ def test_decreasing_channel_is_left_to_finns_conversion(tmp_path):
     assert [done.find_producer(n.input[0]).op_type for n in activations] == ["Relu"]      # the input's went
     assert any(n.op_type == "MultiThreshold" for n in done.graph.node)
     assert done.get_nodes_by_op_type("BatchNormalization")
+
+
+# ------------------------------------------------------------------------------------------------
+# Reflection / replication padding in front of a convolution (CycleGAN's c7s1 layers)
+
+
+class _PaddedTanh(nn.Module):
+    """CycleGAN's pattern, small: a reflect- (or edge-) padded conv + BN + ReLU quantizer, then a
+    padded, biased conv, tanh and an 8-bit output quantizer. FINN cannot move tanh, so the output
+    quantizer compiles only if its thresholds are made exactly on the conv accumulator, which the
+    padding (a copy of integer codes) must not hide."""
+
+    def __init__(self, pad: type[nn.Module]) -> None:
+        super().__init__()
+        import brevitas.nn as qnn
+
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.head = nn.Sequential(pad(1), qnn.QuantConv2d(3, 4, 3, bias=False, weight_bit_width=6), nn.BatchNorm2d(4),
+                                  qnn.QuantReLU(bit_width=4, return_quant_tensor=True))
+        self.tail = nn.Sequential(pad(2), qnn.QuantConv2d(4, 3, 5, bias=True, weight_bit_width=8))
+        self.out_q = qnn.QuantIdentity(bit_width=8)
+
+    def forward(self, x):
+        return self.out_q(torch.tanh(self.tail(self.head(self.inp(x)))))
+
+
+@pytest.mark.parametrize("pad", [nn.ReflectionPad2d, nn.ReplicationPad2d])
+def test_padded_conv_tanh_quantizer_gets_exact_thresholds(tmp_path, pad):
+    torch.manual_seed(3)
+    module = _PaddedTanh(pad)
+    _random_bn(module.head[2], torch.Generator().manual_seed(3))
+    model = _stages_equal_reference(tmp_path, module, ("tidy", "gan_lowering", "qonnx_to_finn"), 3)
+    exact = [n for n in model.graph.node if n.op_type == "MultiThreshold"
+             and any(p.key == "fpga_gan_half_even" and p.value == "exact" for p in n.metadata_props)]
+    assert len(exact) == 3                      # the input, the ReLU behind the pad, the tanh output
+    assert not model.get_nodes_by_op_type("Tanh") and not model.get_nodes_by_op_type("BatchNormalization")
+    # the padding itself stays (a StreamingPad later), reading the codes the thresholds were made for
+    assert [p for p in model.get_nodes_by_op_type("Pad")]

@@ -84,16 +84,18 @@ def _divisors(n: int) -> list[int]:
 
 
 def _window_simd(model: ModelWrapper, node) -> int | None:
-    """SIMD of the sliding-window generator feeding an MVAU, if one does."""
+    """Elements per beat of the sliding-window generator feeding an MVAU, if one does: its SIMD,
+    or its SIMD times the kernel size when it emits whole windows (``parallel_window``, which
+    SetFolding turns on for a fast 7x7 layer on few channels such as CycleGAN's c7s1)."""
     producer = model.find_producer(node.input[0])
     if producer is None or not producer.op_type.startswith("ConvolutionInputGenerator"):
         return None
-    return int(getCustomOp(producer).get_nodeattr("SIMD"))
+    return int(getCustomOp(producer).get_folded_output_shape()[-1])
 
 
 def _simd_fits_window(simd: int, window_simd: int | None) -> bool:
-    """An MVAU SIMD that is not a multiple or divisor of its window generator's SIMD needs a
-    width converter with a non-integer ratio, which (measured in RTL simulation) moves fewer
+    """An MVAU SIMD that is not a multiple or divisor of its window generator's stream width needs
+    a width converter with a non-integer ratio, which (measured in RTL simulation) moves fewer
     elements per cycle than either side: the try-on ran 1.5x slower than estimated for it."""
     return window_simd is None or simd % window_simd == 0 or window_simd % simd == 0
 

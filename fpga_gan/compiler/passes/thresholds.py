@@ -10,9 +10,10 @@ cannot move at all (LeakyReLU, PReLU, tanh) stop the compile.
 What this does instead, on the QONNX graph before FINN's conversion: for every activation ``Quant``
 whose input is a chain of per-channel monotone float ops (Mul / Div / Add / Sub by constants,
 BatchNormalization, Relu, LeakyRelu, PRelu, Clip, Tanh, Sigmoid, ...) and channel Concats, rooted in
-integer tensors (the accumulator of a convolution with quantized input and weights, possibly behind
-a sub-pixel DepthToSpace / crop, or the codes of an earlier quantizer), the function
-``accumulator -> output code`` is monotone per channel. :func:`bisect_thresholds` finds each of its
+integer tensors (the accumulator of a convolution with quantized input and weights, the input
+possibly zero-, reflection- or replication-padded, the accumulator possibly behind a sub-pixel
+DepthToSpace / crop, or the codes of an earlier quantizer), the function ``accumulator -> output
+code`` is monotone per channel. :func:`bisect_thresholds` finds each of its
 steps by bisection over the accumulator range, evaluating the ORIGINAL nodes (the same qonnx /
 ONNX Runtime kernels the reference runs) on candidate accumulators. The Quant and its chain are
 replaced by a MultiThreshold per root (then a Concat of codes, then the output scale): the graph
@@ -82,6 +83,11 @@ def bisect_thresholds(codes_of: Callable[[np.ndarray], np.ndarray], lo: np.ndarr
 
 _MOVEMENT = {"Identity", "Transpose", "Reshape", "Flatten", "DepthToSpace", "SpaceToDepth", "Slice", "Pad",
              "Resize", "Upsample", "MaxPool", "Concat"}
+
+
+# Pad modes that only copy input elements (CycleGAN's reflection padding, replication): the padded
+# tensor holds the same codes on the same grid, so it is as much an integer root as its input.
+_COPYING_PAD_MODES = {"reflect", "edge", "wrap"}
 
 
 def _const(model: ModelWrapper, name: str) -> np.ndarray | None:
@@ -154,14 +160,16 @@ def _code_scale(model: ModelWrapper, name: str) -> tuple[float, int, int] | None
         return None
     if producer.op_type not in _MOVEMENT:
         return None
-    if producer.op_type == "Pad" and (_mode(producer, "constant") != "constant" or (
-            len(producer.input) > 2 and producer.input[2] and np.any(_const(model, producer.input[2]) != 0))):
+    zero_pad = producer.op_type == "Pad" and _mode(producer, "constant") == "constant"
+    if zero_pad and len(producer.input) > 2 and producer.input[2] and np.any(_const(model, producer.input[2]) != 0):
+        return None
+    if producer.op_type == "Pad" and not zero_pad and _mode(producer, "constant") not in _COPYING_PAD_MODES:
         return None
     sources = [_code_scale(model, i) for i in producer.input if i and _const(model, i) is None]
     if not sources or any(s is None for s in sources) or len({s[0] for s in sources}) != 1:
         return None
     lo, hi = min(s[1] for s in sources), max(s[2] for s in sources)
-    if producer.op_type == "Pad" and not lo <= 0 <= hi:
+    if zero_pad and not lo <= 0 <= hi:      # the code 0 it writes must be a code of the grid
         return None
     return sources[0][0], lo, hi
 

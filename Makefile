@@ -58,7 +58,7 @@ demo: $(STAMP)
 	$(VENV)/bin/fpga-gan demo
 
 test: $(STAMP) $(BOARD_STAMP)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 # everything, the slow tests too (the Verilator simulations of every new block and reference generator)
 test-all: $(STAMP) $(BOARD_STAMP)

@@ -71,6 +71,8 @@ def test_fifo_depths_of_an_earlier_compile_are_not_reused(tiny_unet_build):
         path.write_text(original)
 
 
+@pytest.mark.slow     # 6 minutes (the zoo DCGAN's FIFO sizing builds): `make test-all`; the reference
+#                       generators' simulations in `make test` cover the flow, this one the sim backend
 def test_design_generator_sim_backend_equals_cpu_backend(tmp_path):
     from fpga_gan.artifacts import zoo_artifact  # noqa: F401 - compile exports the zoo artifact
     from fpga_gan.runtime import Accelerator

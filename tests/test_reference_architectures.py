@@ -116,7 +116,7 @@ def test_reference_generator_compiles_for_pynq_z2_or_says_why_not(exported, tmp_
 
 
 # every reference generator is simulated in `make test` (about 7 minutes together on 2 cores: the
-# Verilator builds); the issue's acceptance asks for it, and they are the designs users' look like
+# Verilator builds): they are shaped like the generators users bring
 @pytest.mark.parametrize("name", [name for name in ARCHITECTURES if name not in KNOWN_GAPS])
 def test_reference_generator_simulates_bit_exactly_under_backpressure(kv260_builds, name):
     from fpga_gan.sim.run import simulate

@@ -47,12 +47,19 @@ def _case_row(target: Target, accel: list[dict]) -> dict | None:
     return rows[0] if rows else None
 
 
-def _accel_fps(target: Target, accel: list[dict]) -> dict:
-    row = _case_row(target, accel)
+def _not_compiled(target: Target, row: dict | None) -> dict | None:
+    """The "not measured" result of a case missing from the run or whose compile failed, else None."""
     if row is None:
         return _result(target, None, "not measured: no such case in this run")
     if row["status"] != "ok":
         return _result(target, None, f"not measured: {row['status']}", _first_line(row["message"]))
+    return None
+
+
+def _accel_fps(target: Target, accel: list[dict]) -> dict:
+    row = _case_row(target, accel)
+    if (missing := _not_compiled(target, row)) is not None:
+        return missing
     if target.clock_mhz is not None and row["clock_mhz"] != target.clock_mhz:
         return _result(target, None, "not measured: the case ran at another clock",
                        f"case clock {row['clock_mhz']} MHz")
@@ -112,10 +119,8 @@ def _rtl_partition(target: Target, accel: list[dict]) -> dict:
 def _sim_vs_estimate(target: Target, accel: list[dict]) -> dict:
     """|simulated / estimated cycles per frame - 1| in %, for a case that was simulated."""
     row = _case_row(target, accel)
-    if row is None:
-        return _result(target, None, "not measured: no such case in this run")
-    if row["status"] != "ok":
-        return _result(target, None, f"not measured: {row['status']}", _first_line(row["message"]))
+    if (missing := _not_compiled(target, row)) is not None:
+        return missing
     if row["sim_error"]:
         return _result(target, None, "not measured: the simulation failed", _first_line(row["sim_error"]))
     if not row["simulated"]:

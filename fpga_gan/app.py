@@ -93,3 +93,79 @@ def ssim_of(results: list[TryOnResult]) -> float | None:
     pred = np.stack([r.result.transpose(2, 0, 1) for r in with_gt])
     target = np.stack([r.target.transpose(2, 0, 1) for r in with_gt])
     return psnr_ssim(pred, target)[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Design studio: the garment editor and the design generator
+
+def run_designer(acc: Accelerator, garments: list, batch: int = 64) -> np.ndarray:
+    """Images (n, H, W, 3) uint8 of design-space garments (:mod:`fpga_gan.data.design`) from the
+    design generator."""
+    from .data.design import DESIGN_CODE_SIZE, design_codes
+
+    nz = int(acc.input_spec.shape[1])
+    if nz != DESIGN_CODE_SIZE:
+        raise ValueError(f"this model takes a latent of {nz} values, not a design code of {DESIGN_CODE_SIZE}: it is not the design generator "
+                         "(zoo name 'designer')")
+    codes = design_codes(garments)
+    out = [acc.run(acc.quantize_input(codes[i:i + batch])) for i in range(0, len(codes), batch)]
+    return np.concatenate(out).transpose(0, 2, 3, 1).astype(np.uint8)
+
+
+def load_garment_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A user's in-shop garment image as uint8 (H, W, 3) at the editor's size.
+
+    Another size is resized (area-averaged when shrinking); transparency is laid on the white the
+    editor was trained on. Anything PIL cannot read is a :class:`UserError` naming the file.
+    """
+    from .errors import UserError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.width * img.height > 64_000_000:
+                raise UserError(f"{path}: {img.width}x{img.height} is too large an image for a garment")
+            rgba = img.convert("RGBA")
+    except FileNotFoundError:
+        raise UserError(f"garment image not found: {path}") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read garment image {path}: {exc}") from None
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    rgb = Image.alpha_composite(white, rgba).convert("RGB")
+    H, W = size
+    if rgb.size != (W, H):
+        rgb = rgb.resize((W, H), Image.BOX if rgb.width > W else Image.BICUBIC)
+    return np.asarray(rgb, np.uint8)
+
+
+def run_edits(acc: Accelerator, garments: np.ndarray, edits: list[dict], batch: int = 64) -> np.ndarray:
+    """Each garment (n, H, W, 3) uint8 after its edit, from the garment editor."""
+    from .data.edits import CONDITION_CHANNELS, condition_codes, editor_input
+
+    shape = acc.input_spec.shape
+    if int(shape[1]) != 3 + CONDITION_CHANNELS:
+        raise ValueError(f"this model takes {shape[1]} input channels, not the editor's {3 + CONDITION_CHANNELS} "
+                         "(garment + edit condition): it is not the garment editor (zoo name 'editor')")
+    if garments.shape[1:3] != (shape[2], shape[3]):
+        raise ValueError(f"garment images are {garments.shape[1]}x{garments.shape[2]}, the editor takes "
+                         f"{shape[2]}x{shape[3]} (load_garment_image resizes)")
+    source = garments.transpose(0, 3, 1, 2)
+    condition = np.stack([condition_codes(e) for e in edits])
+    out = [acc.run(editor_input(source[i:i + batch], condition[i:i + batch])) for i in range(0, len(source), batch)]
+    return np.concatenate(out).transpose(0, 2, 3, 1).astype(np.uint8)
+
+
+def edit_grid(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], scale: int = 2) -> Image.Image:
+    """One row per edit: its label, then source | editor result | rendered ground truth."""
+    from PIL import ImageDraw
+
+    h, w = rows[0][1].shape[:2]
+    label_w, gap = 84, 4
+    grid = Image.new("RGB", (label_w + 3 * w + 2 * gap, len(rows) * (h + gap)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for r, (label, source, result, truth) in enumerate(rows):
+        y = r * (h + gap)
+        draw.text((2, y + h // 2 - 6), label[:14], fill=(0, 0, 0))
+        for c, img in enumerate((source, result, truth)):
+            grid.paste(Image.fromarray(img), (label_w + c * (w + gap), y))
+    return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)

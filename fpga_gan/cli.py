@@ -140,51 +140,82 @@ def data_make(out_dir: Path, n: int, seed: int, size: str, test_fraction: float,
     click.echo(f"wrote {n} samples to {path} in {time.time() - t0:.1f} s")
 
 
+@data.command("make-edits")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--n", "n", default=20000, show_default=True, help="Number of (source, edit, target) triples.")
+@click.option("--seed", default=0, show_default=True, help="Data set seed.")
+@click.option("--size", default="64x64", show_default=True, help="Garment image size HxW.")
+@click.option("--test-fraction", default=0.1, show_default=True, help="Share of triples in test/ (unseen garments).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing edit data set.")
+def data_make_edits(out_dir: Path, n: int, seed: int, size: str, test_fraction: float, overwrite: bool) -> None:
+    """Render N garment edits (colour, texture, shape) with their exact targets into OUT (atomically)."""
+    from .data.edits import make_edit_dataset
+
+    t0 = time.time()
+    with _user_errors(FileExistsError, ValueError):      # make_edit_dataset's documented argument errors
+        path = make_edit_dataset(out_dir, n, seed=seed, size=_parse_size(size), test_fraction=test_fraction,
+                                 overwrite=overwrite)
+    click.echo(f"wrote {n} edits to {path} in {time.time() - t0:.1f} s")
+
+
 # ---------------------------------------------------------------------------------------- train
 @main.group()
 def train() -> None:
     """Quantization-aware training (checkpoints in OUT; --resume continues)."""
 
 
-@train.command("tryon")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Data set root.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--steps", default=6000, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=3e-4, show_default=True, type=POSITIVE)
-@click.option("--widths", default="16,32,64,64", show_default=True, help="Channels per U-Net level.")
-@click.option("--size", default="64x48", show_default=True, help="Image size HxW.")
-@click.option("--weight-bits", default=4, show_default=True)
-@click.option("--act-bits", default=4, show_default=True)
-@click.option("--learned-act-scale", is_flag=True,
-              help="Learn a power-of-two scale per ReLU (tied across skip concats).")
-@click.option("--init-from", type=click.Path(path_type=Path), default=None,
-              help="Start from these generator weights (e.g. the trained float twin).")
-@click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
-@click.option("--lr-decay-from", type=int, default=None,
-              help="Step from which the learning rates fall linearly to 0 at --steps (default: constant).")
-@click.option("--adv-weight", default=1.0, show_default=True, help="Weight of the PatchGAN loss (L1 has 100).")
-@click.option("--ssim-weight", default=0.0, show_default=True, help="Weight of the (1 - SSIM) loss.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
-def train_tryon_cmd(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: float, widths: str,
-                    size: str, weight_bits: int, act_bits: int, learned_act_scale: bool,
-                    init_from: Path | None, float_twin: bool, lr_decay_from: int | None, adv_weight: float,
-                    ssim_weight: float, seed: int, threads: int | None, resume: bool) -> None:
-    """Train the try-on generator (L1 + PatchGAN); writes metrics.json, loss.png, generator.pt."""
-    from .train import TryOnTrainConfig, train_tryon
+def _unet_train_command(name: str, default_size: str, data_help: str, what: str):
+    """``train tryon`` and ``train editor``: one U-Net QAT loop, two kinds of data set."""
 
-    cfg = TryOnTrainConfig(data=str(data_dir), out=str(out_dir), steps=steps, batch=batch, lr=lr,
-                           widths=_parse_widths(widths), size=_parse_size(size),
-                           quantized=not float_twin, weight_bits=weight_bits, act_bits=act_bits,
-                           learned_act_scale=learned_act_scale,
-                           init_from=str(init_from) if init_from else None, lr_decay_from=lr_decay_from,
-                           adv_weight=adv_weight, ssim_weight=ssim_weight, seed=seed, threads=threads)
-    with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
-        result = train_tryon(cfg, resume=resume)
-    m = result["held_out"]
-    click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
+    @train.command(name, help=f"Train the {what} (L1 + PatchGAN); writes metrics.json, loss.png, generator.pt.")
+    @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help=data_help)
+    @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+    @click.option("--steps", default=6000, show_default=True, type=click.IntRange(min=1))
+    @click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1))
+    @click.option("--lr", default=3e-4, show_default=True, type=POSITIVE)
+    @click.option("--widths", default="16,32,64,64", show_default=True, help="Channels per U-Net level.")
+    @click.option("--size", default=default_size, show_default=True, help="Image size HxW.")
+    @click.option("--weight-bits", default=4, show_default=True)
+    @click.option("--act-bits", default=4, show_default=True)
+    @click.option("--learned-act-scale", is_flag=True,
+                  help="Learn a power-of-two scale per ReLU (tied across skip concats).")
+    @click.option("--init-from", type=click.Path(path_type=Path), default=None,
+                  help="Start from these generator weights (e.g. the trained float twin).")
+    @click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
+    @click.option("--lr-decay-from", type=int, default=None,
+                  help="Step from which the learning rates fall linearly to 0 at --steps (default: constant).")
+    @click.option("--adv-weight", default=1.0, show_default=True, help="Weight of the PatchGAN loss (L1 has 100).")
+    @click.option("--ssim-weight", default=0.0, show_default=True, help="Weight of the (1 - SSIM) loss.")
+    @click.option("--seed", default=0, show_default=True)
+    @click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+    @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+    def command(data_dir: Path, out_dir: Path, steps: int, batch: int, lr: float, widths: str,
+                size: str, weight_bits: int, act_bits: int, learned_act_scale: bool,
+                init_from: Path | None, float_twin: bool, lr_decay_from: int | None, adv_weight: float,
+                ssim_weight: float, seed: int, threads: int | None, resume: bool) -> None:
+        from .train import TryOnTrainConfig, train_tryon
+        from .train.tryon import is_edit_dataset
+
+        if (name == "editor") != is_edit_dataset(data_dir) and data_dir.is_dir():
+            _fail(f"{data_dir} is {'an edit' if is_edit_dataset(data_dir) else 'not an edit'} data set: "
+                  f"{'fpga-gan train editor' if name == 'tryon' else 'fpga-gan data make-edits'} is what it needs")
+        cfg = TryOnTrainConfig(data=str(data_dir), out=str(out_dir), steps=steps, batch=batch, lr=lr,
+                               widths=_parse_widths(widths), size=_parse_size(size),
+                               quantized=not float_twin, weight_bits=weight_bits, act_bits=act_bits,
+                               learned_act_scale=learned_act_scale,
+                               init_from=str(init_from) if init_from else None, lr_decay_from=lr_decay_from,
+                               adv_weight=adv_weight, ssim_weight=ssim_weight, seed=seed, threads=threads)
+        with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
+            result = train_tryon(cfg, resume=resume)
+        m = result["held_out"]
+        click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
+
+    return command
+
+
+train_tryon_cmd = _unet_train_command("tryon", "64x48", "Data set root (VITON-HD layout).", "try-on generator")
+train_editor_cmd = _unet_train_command("editor", "64x64", "Edit data set (fpga-gan data make-edits).",
+                                       "garment editor")
 
 
 @train.command("dcgan")
@@ -223,6 +254,68 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
     with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
         result = train_dcgan(cfg, resume=resume)
     click.echo(f"final losses {result['final_losses']} -> {out_dir / 'generator.pt'}")
+
+
+@train.command("designer")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--steps", default=6000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=1e-3, show_default=True, type=POSITIVE, help="Peak learning rate (cosine decay).")
+@click.option("--ngf", default=32, show_default=True, type=click.IntRange(1, 4096), help="Generator width.")
+@click.option("--garments", default=12000, show_default=True, type=click.IntRange(min=1),
+              help="Rendered training garments (half drawn from the prior, half edited).")
+@click.option("--data-seed", default=11, show_default=True)
+@click.option("--ssim-weight", default=1.0, show_default=True, help="Weight of the (1 - SSIM) loss (L1 has 1).")
+@click.option("--weight-bits", default=4, show_default=True)
+@click.option("--act-bits", default=4, show_default=True)
+@click.option("--learned-act-scale", is_flag=True, help="Learn a power-of-two scale per ReLU.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start from these generator weights (e.g. the trained float twin).")
+@click.option("--float", "float_twin", is_flag=True, help="Train the float twin instead.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_designer_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, garments: int, data_seed: int,
+                       ssim_weight: float, weight_bits: int, act_bits: int, learned_act_scale: bool,
+                       init_from: Path | None, float_twin: bool, seed: int, threads: int | None,
+                       resume: bool) -> None:
+    """Train the garment design generator on the world's design space (design code -> garment)."""
+    from .train.designer import DesignerTrainConfig, train_designer
+
+    cfg = DesignerTrainConfig(out=str(out_dir), garments=garments, data_seed=data_seed, steps=steps, batch=batch,
+                              lr=lr, ngf=ngf, ssim_weight=ssim_weight, quantized=not float_twin,
+                              weight_bits=weight_bits, act_bits=act_bits, learned_act_scale=learned_act_scale,
+                              init_from=str(init_from) if init_from else None, seed=seed, threads=threads)
+    with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from problems
+        result = train_designer(cfg, resume=resume)
+    m = result["held_out"]
+    click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
+
+
+@train.command("attributes")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--steps", default=4000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=1e-3, show_default=True, type=POSITIVE, help="Peak learning rate (cosine decay).")
+@click.option("--width", default=24, show_default=True, type=click.IntRange(1, 1024), help="Channels of stage 1.")
+@click.option("--garments", default=16000, show_default=True, type=click.IntRange(min=1),
+              help="Rendered training garments (half drawn from the prior, half edited).")
+@click.option("--data-seed", default=7, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_attributes_cmd(out_dir: Path, steps: int, batch: int, lr: float, width: int, garments: int,
+                         data_seed: int, seed: int, threads: int | None, resume: bool) -> None:
+    """Train the garment attribute classifier (the judge of edits and designs; float, not deployed)."""
+    from .train.attributes import CLASSIFIER_FILE, AttributeTrainConfig, train_attributes
+
+    cfg = AttributeTrainConfig(out=str(out_dir), garments=garments, data_seed=data_seed, steps=steps, batch=batch,
+                               lr=lr, width=width, seed=seed, threads=threads)
+    with _user_errors(FileNotFoundError, ValueError):    # --resume problems
+        result = train_attributes(cfg, resume=resume)
+    agreement = result["held_out"]["agreement"]
+    click.echo("held-out agreement: " + ", ".join(f"{k} {v:.3f}" for k, v in agreement.items()) +
+               f" -> {out_dir / CLASSIFIER_FILE}")
 
 
 # ---------------------------------------------------------------------------------------- export
@@ -321,24 +414,130 @@ def tryon(data_dir: Path, split: str, person: str | None, cloth: str | None, out
                f"{time.time() - t0:.2f} s)")
 
 
-@main.command()
-@click.option("-n", "count", default=16, show_default=True, help="Number of garments.")
+@main.group()
+def design() -> None:
+    """The design studio: edit a garment's colour, texture and shape; sample new garments."""
+
+
+_set_option = click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                           help="An attribute to set: colour=#aa3300, colour2=..., pattern=checks, period=0.4, "
+                                "kind=dress, sleeve=short, neckline=v, length=1.2, fit=1.1 (repeatable).")
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict:
+    from .data.edits import parse_edit
+
+    return parse_edit(list(settings))     # an EditError is a UserError: one clear line
+
+
+@design.command("sample")
+@click.option("-n", "count", default=16, show_default=True, type=click.IntRange(1, 4096),
+              help="Number of garments.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("designs.png"), show_default=True,
               callback=_image_output)
-@click.option("--seed", default=0, show_default=True, help="Seed of the latent vectors.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the designs drawn from the design space.")
+@_set_option
+@click.option("--columns", default=8, show_default=True, type=click.IntRange(1, 64), help="Grid columns.")
 @_backend_option
 @_artifact_option
-def design(count: int, output: Path, seed: int, backend: str, artifact: Path | None) -> None:
-    """Generate new garments with the design generator and save them as a grid."""
-    from .app import image_grid, run_design
+def design_sample(count: int, output: Path, seed: int, settings: tuple[str, ...], columns: int, backend: str,
+                  artifact: Path | None) -> None:
+    """Draw COUNT new garments from the design generator, with any --set attributes fixed."""
+    from .app import image_grid, run_designer
+    from .data.design import sample_designs
 
-    if count < 1:
-        _fail("-n must be at least 1")
-    acc = _open_accelerator("dcgan", artifact, backend)
-    images = run_design(acc, count, seed)
+    fixed = _parse_settings(settings)
+    garments = sample_designs(count, seed, fixed)
+    acc = _open_accelerator("designer", artifact, backend)
+    t0 = time.time()
+    with _user_errors(ValueError):                        # an artifact that is not the design generator
+        images = run_designer(acc, garments)
     output.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images).save(output)
-    click.echo(f"wrote {output} ({count} designs, {acc.backend_name} backend)")
+    image_grid(images, columns=min(columns, count)).save(output)
+    click.echo(f"wrote {output} ({count} designs, {acc.backend_name} backend, {time.time() - t0:.2f} s)")
+
+
+@design.command("edit")
+@click.option("--cloth", required=True, type=click.Path(path_type=Path), help="In-shop garment image.")
+@_set_option
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), callback=_image_output,
+              help="Output image (the edited garment).")
+@_backend_option
+@_artifact_option
+def design_edit(cloth: Path, settings: tuple[str, ...], output: Path, backend: str, artifact: Path | None) -> None:
+    """Change a garment's colour, texture or shape with the garment editor."""
+    from .app import load_garment_image, run_edits
+
+    edit = _parse_settings(settings)
+    if not edit:
+        _fail("nothing to edit: give at least one --set KEY=VALUE (e.g. --set colour=#aa3300)")
+    acc = _open_accelerator("editor", artifact, backend)
+    shape = acc.input_spec.shape
+    garment = load_garment_image(cloth, (int(shape[2]), int(shape[3])))
+    t0 = time.time()
+    with _user_errors(ValueError):                        # an artifact that is not the editor
+        result = run_edits(acc, garment[None], [edit])[0]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result).save(output)
+    click.echo(f"wrote {output} ({', '.join(f'{k}={v}' for k, v in _edit_text(edit))}; {acc.backend_name} "
+               f"backend, {time.time() - t0:.2f} s)")
+
+
+@design.command("evaluate")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="Edit data set (fpga-gan data make-edits); its test split is scored.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Score only the first N test edits.")
+@click.option("--samples", default=1000, show_default=True, type=click.IntRange(min=2),
+              help="Design samples per generator.")
+@click.option("--editor", "editors", multiple=True, type=click.Path(path_type=Path),
+              help="Editor weights to score (default: the zoo's W4A4 and float twin).")
+@click.option("--designer", "designers", multiple=True, type=click.Path(path_type=Path),
+              help="Design generator weights to score (default: the zoo's designer and first DCGAN).")
+@click.option("--classifier", type=click.Path(path_type=Path), default=None,
+              help="Attribute classifier weights (default: the shipped one).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=Path("build/eval/design_studio.json"),
+              show_default=True, help="JSON report (a Markdown table goes beside it).")
+@click.option("--threads", default=None, type=int, help="Torch CPU threads.")
+def design_evaluate(data_dir: Path, limit: int | None, samples: int, editors: tuple[Path, ...],
+                    designers: tuple[Path, ...], classifier: Path | None, out_file: Path,
+                    threads: int | None) -> None:
+    """Score the editor (SSIM, requested / untouched attributes) and the design generators
+    (confident garments, kinds and patterns, Frechet distance) with the attribute classifier."""
+    import torch
+
+    from ._files import write_json_atomic, write_text_atomic
+    from .models.zoo import load_generator, zoo_path
+    from .train import design_eval
+    from .train.attributes import load_classifier
+
+    if threads:
+        torch.set_num_threads(threads)
+    judge = load_classifier(classifier)
+    editor_files = list(editors) or [zoo_path("editor"), zoo_path("editor", float_twin=True)]
+    designer_files = list(designers) or [zoo_path(n, float_twin=f) for n in ("designer", "dcgan")
+                                         for f in (False, True)]
+    report: dict = {"data": str(data_dir), "editor": {}, "designer": {}}
+    with _user_errors(ValueError):                      # an edit data set that does not load
+        report["editor"]["rendered targets"] = design_eval.evaluate_editor(None, judge, data_dir, limit)
+        for path in editor_files:
+            report["editor"][path.name] = design_eval.evaluate_editor(load_generator(path), judge, data_dir, limit)
+    reference = design_eval.reference_features(judge, samples)
+    report["designer"]["rendered garments"] = design_eval.evaluate_samples(None, judge, reference, samples)
+    for path in designer_files:
+        images = design_eval.sample_images(load_generator(path), samples)
+        report["designer"][path.name] = design_eval.evaluate_samples(images, judge, reference)
+    table = design_eval.markdown_report(report)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_file, report)
+    write_text_atomic(out_file.with_suffix(".md"), table)
+    click.echo(table)
+    click.echo(f"wrote {out_file} and {out_file.with_suffix('.md')}")
+
+
+def _edit_text(edit: dict):
+    from .data.edits import edit_to_json
+
+    return edit_to_json(edit).items()
 
 
 @main.command()

@@ -29,13 +29,16 @@ class _Block(nn.Sequential):
 class TryOnGenerator(nn.Module):
     """U-Net try-on generator; ``spec=None`` builds the float twin.
 
-    ``image_size`` (H, W) is the size it is trained and exported at. ``widths`` are the channels at full, 1/2, 1/4 and 1/8 resolution. Inputs are pixel codes
+    ``image_size`` (H, W) is the size it is trained and exported at. ``widths`` are the channels at
+    full, 1/2, 1/4 and 1/8 resolution. The same network, fed a garment and edit condition planes,
+    is the garment editor (zoo name ``editor``). Inputs are pixel codes
     divided by 256 (values in [0, 1)); outputs are RGB in [0, 1) whose codes (x 256) are pixels.
     """
 
     def __init__(self, widths: tuple[int, int, int, int] = (16, 32, 64, 64),
                  spec: QuantSpec | None = QuantSpec(), in_channels: int = TRYON_IN_CHANNELS,
-                 out_channels: int = 3, image_size: tuple[int, int] = (64, 48)) -> None:
+                 out_channels: int = 3, image_size: tuple[int, int] = (64, 48),
+                 straight_through_output: bool = False) -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
         if image_size[0] % 8 or image_size[1] % 8:
@@ -58,7 +61,11 @@ class TryOnGenerator(nn.Module):
         self.up0_conv = nn.Sequential(conv2d(w1, w0, 3, 1, 1, spec=spec), relu(spec, self.enc0[1]))
         self.dec0 = _Block(2 * w0, w0, 3, 1, spec)
         self.head = conv2d(w0, out_channels, 3, 1, 1, spec=spec, weight_bits=io_bits)
-        self.out = image_output(spec)
+        # Straight-through output clamp for images with near-white backgrounds (the garment
+        # editor's shop images): with a plain clamp, a pixel pushed past white gets no gradient
+        # and a whole background can stick there. Same forward result either way.
+        self.straight_through_output = bool(straight_through_output)
+        self.out = image_output(spec, straight_through=self.straight_through_output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.inp(x)

@@ -27,6 +27,8 @@ ARCHITECTURES = {"tryon": TryOnGenerator, "dcgan": DCGANGenerator}
 ZOO: dict[str, tuple[str, str, str]] = {
     "tryon": ("tryon", "tryon_w4a4.pt", "tryon_float.pt"),
     "dcgan": ("dcgan", "dcgan_w4a4.pt", "dcgan_float.pt"),
+    "editor": ("tryon", "editor_w4a4.pt", "editor_float.pt"),        # the try-on U-Net, on garment edits
+    "designer": ("dcgan", "designer_w4a4.pt", "designer_float.pt"),  # DCGAN-64 on the design space
 }
 
 
@@ -81,8 +83,11 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     """The constructor arguments of a generator, for checkpoints."""
     spec = asdict(model.spec) if model.spec is not None else None
     if isinstance(model, TryOnGenerator):
-        return {"widths": list(model.widths), "spec": spec, "in_channels": model.in_channels,
-                "image_size": list(model.image_size)}
+        config = {"widths": list(model.widths), "spec": spec, "in_channels": model.in_channels,
+                  "image_size": list(model.image_size)}
+        if model.straight_through_output:     # only where set: older checkpoints stay comparable
+            config["straight_through_output"] = True
+        return config
     if isinstance(model, DCGANGenerator):
         return {"nz": model.nz, "ngf": model.ngf, "spec": spec}
     raise TypeError(f"not a zoo architecture: {type(model).__name__}")

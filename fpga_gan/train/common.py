@@ -65,6 +65,13 @@ def prepare_run(out: str | Path, seed: int, threads: int | None) -> Path:
     return out
 
 
+def set_cosine_learning_rate(optimizer: torch.optim.Optimizer, base: float, step: int, steps: int) -> None:
+    """Cosine decay from ``base`` to 0 over ``steps``: a function of the step alone, so a resumed
+    run follows exactly the schedule of an uninterrupted one."""
+    for group in optimizer.param_groups:
+        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
 @dataclass
 class TrainState:
     """Everything needed to continue a run exactly where it stopped."""

@@ -1,9 +1,15 @@
-"""Quantization-aware training of the try-on generator with pix2pix losses (L1 + PatchGAN)."""
+"""Quantization-aware training of the U-Net generators with pix2pix losses (L1 + PatchGAN).
+
+One loop serves the try-on generator and the garment editor: they are the same U-Net, fed a
+try-on data set (person + pose + garment -> person wearing it) or an edit data set (garment +
+edit condition planes -> edited garment), told apart by the data set's own index file.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,20 +105,39 @@ def init_from_weights(model: torch.nn.Module, path: str) -> None:
                          f"unexpected {unexpected[:4]})")
 
 
-def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
-    """Train (or resume) a try-on generator; returns the final held-out metrics."""
-    from ..data import load_arrays
+def is_edit_dataset(root: str | Path) -> bool:
+    """An edit data set (``fpga-gan data make-edits``) rather than a try-on one."""
+    return (Path(root) / "edits.json").is_file()
 
+
+def load_pairs(root: str | Path, split: str, size: tuple[int, int], limit: int | None) -> dict[str, np.ndarray]:
+    """``x`` (generator input codes) and ``y`` (target codes) of a try-on or an edit data set."""
+    from ..data import load_arrays
+    from ..data.edits import editor_input, load_edit_arrays
+
+    if not is_edit_dataset(root):
+        arrays = load_arrays(root, split, size=size, limit=limit)
+        if arrays["y"] is None:
+            raise ValueError(f"{root}: every {split} pair needs a target image")
+        return {"x": arrays["x"], "y": arrays["y"]}
+    arrays = load_edit_arrays(root, split, limit=limit)
+    if tuple(arrays["source"].shape[2:]) != tuple(size):
+        raise ValueError(f"{root} holds {arrays['source'].shape[2]}x{arrays['source'].shape[3]} garments, "
+                         f"but --size is {size[0]}x{size[1]}: pass --size to match, or remake the data set")
+    return {"x": editor_input(arrays["source"], arrays["condition"]), "y": arrays["target"]}
+
+
+def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) a try-on generator or garment editor; returns the final held-out metrics."""
     out = prepare_run(cfg.out, cfg.seed, cfg.threads)
     size = tuple(cfg.size)
-    train = load_arrays(cfg.data, "train", size=size, limit=cfg.train_limit)
-    test = load_arrays(cfg.data, "test", size=size, limit=cfg.eval_limit)
-    if train["y"] is None or test["y"] is None:
-        raise ValueError(f"{cfg.data}: every training and test pair needs a target image")
+    name = "editor" if is_edit_dataset(cfg.data) else "tryon"
+    train = load_pairs(cfg.data, "train", size, cfg.train_limit)
+    test = load_pairs(cfg.data, "test", size, cfg.eval_limit)
     spec = QuantSpec(weight_bits=cfg.weight_bits, act_bits=cfg.act_bits,
                      learned_act_scale=cfg.learned_act_scale) if cfg.quantized else None
     gen = TryOnGenerator(widths=tuple(cfg.widths), spec=spec, in_channels=train["x"].shape[1],
-                         image_size=size)
+                         image_size=size, straight_through_output=name == "editor")
     if cfg.init_from and not resume:
         init_from_weights(gen, cfg.init_from)
     disc = PatchDiscriminator(train["x"].shape[1] + 3)
@@ -126,7 +151,7 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
 
     n = len(train["x"])
     started = time.time()
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="train tryon", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=f"train {name}", unit="step", dynamic_ncols=True)
     while state.step < cfg.steps:
         gen.train()
         for opt in (opt_g, opt_d):
@@ -161,14 +186,14 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
             bar.write(f"step {state.step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
             ckpt.save(modules, state, run_config, rng)
-            plot_losses(state.history, out / "loss.png", f"try-on ({'W4A4' if spec else 'float'})")
+            plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
     bar.close()
 
     final = {"step": state.step, **evaluate(gen, test["x"], test["y"])}
-    result = {"model": "tryon", "quantized": cfg.quantized, "config": run_config,
+    result = {"model": name, "quantized": cfg.quantized, "config": run_config,
               "held_out": final, "history_metrics": state.metrics,
               "train_seconds_this_run": round(time.time() - started, 1)}
     save_generator(gen, out / "generator.pt", {"metrics": final})
     write_json(out / "metrics.json", result)
-    plot_losses(state.history, out / "loss.png", f"try-on ({'W4A4' if spec else 'float'})")
+    plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
     return result

@@ -115,7 +115,19 @@ class Checkpointer:
             raise ValueError(f"--resume: checkpoint {self.path} was trained with a different "
                              f"{', '.join(sorted(mismatched))}: {blob['config']}")
         try:
+            networks = {k: m for k, m in modules.items() if isinstance(m, torch.nn.Module)}
+            owner = {id(p): (k, n) for k, m in networks.items() for n, p in m.named_parameters()}
+            for name, m in networks.items():
+                m.load_state_dict(blob[name])
+            # Brevitas swaps a learned activation scale's Parameter object on load_state_dict, so
+            # an optimizer built before the load would silently stop training those scales: point
+            # every optimizer at the loaded parameters before its own state goes in.
+            loaded = {(k, n): p for k, m in networks.items() for n, p in m.named_parameters()}
             for name, m in modules.items():
+                if name in networks:
+                    continue
+                for group in m.param_groups:
+                    group["params"] = [loaded.get(owner.get(id(p)), p) for p in group["params"]]
                 m.load_state_dict(blob[name])
             rng.set_state(blob["rng"])
             torch.set_rng_state(blob["torch_rng"])

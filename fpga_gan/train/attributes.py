@@ -119,7 +119,6 @@ def train_attributes(cfg: AttributeTrainConfig, resume: bool = False) -> dict[st
     run_config = {"arch": "attributes", "model_config": {"width": cfg.width, "image_size": 64}, "train": asdict(cfg)}
     ckpt, rng = Checkpointer(out), torch.Generator().manual_seed(cfg.seed)
     state = ckpt.load(modules, rng, run_config) if resume else TrainState()
-    np_rng = np.random.default_rng([cfg.seed, state.step])
     started = time.time()
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train attributes", unit="step", dynamic_ncols=True)
     while state.step < cfg.steps:
@@ -130,7 +129,8 @@ def train_attributes(cfg: AttributeTrainConfig, resume: bool = False) -> dict[st
         n_neg = int(round(cfg.batch * cfg.negative_fraction))
         if n_neg:
             batch = batch.copy()
-            batch[:n_neg] = not_garments(batch[:n_neg], np_rng)
+            # drawn from the step number, so a resumed run makes the same images
+            batch[:n_neg] = not_garments(batch[:n_neg], np.random.default_rng([cfg.seed, state.step]))
         x = image_tensor(batch)
         y = {k: v[idx] for k, v in labels.items()}
         y["kind"] = y["kind"].clone()

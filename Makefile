@@ -18,7 +18,7 @@ DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 BOARD_VENV := .venv-board
 BOARD_STAMP := $(BOARD_VENV)/.installed
 
-.PHONY: install demo test test-all bench bench-cpu weights tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
+.PHONY: install demo test test-all bench bench-cpu weights weights-studio tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
@@ -26,7 +26,8 @@ help:
 	@echo "make test-all  the whole test suite, slow simulations included"
 	@echo "make install   set up .venv only"
 	@echo "make bench-cpu measure CPU inference speed of the generators"
-	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours)"
+	@echo "make weights   retrain the shipped weights from scratch (CPU, about 2 hours, then weights-studio)"
+	@echo "make weights-studio  retrain the design studio's editor, designer and classifier (CPU, about 2 hours)"
 	@echo "make sim MODEL=tryon BOARD=pynq-z2   compile (if needed) and simulate in Verilator"
 	@echo "make bench     measure fpga_gan against its alternatives (zoo + reference generators), write BENCHMARKS.md"
 	@echo "make lint      Verilator lint of all RTL fpga_gan owns"
@@ -105,6 +106,23 @@ weights: $(STAMP)
 	$(MAKE) tryon-ssim-rounds KIND=float FT_FLAGS=--float & \
 	wait
 	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
+	$(MAKE) weights-studio
+
+# The design studio (fpga_gan/zoo/STUDIO.md): garment editor (float twin, then W4A4 from it), design
+# generator (likewise) and the attribute classifier that judges both, one core each.
+EDIT_DATA := build/data/edits-20k
+EDITOR_ARGS := --steps 7000 --lr 0.0003 --lr-decay-from 3500 --ssim-weight 20 --threads 1
+weights-studio: $(STAMP)
+	test -d $(EDIT_DATA) || $(FG) data make-edits --out $(EDIT_DATA) --n 20000 --seed 0 --size 64x64
+	$(FG) train editor --data $(EDIT_DATA) --out $(TRAIN)/editor_float --float $(EDITOR_ARGS) && \
+	$(FG) train editor --data $(EDIT_DATA) --out $(TRAIN)/editor_w4a4 --learned-act-scale $(EDITOR_ARGS) \
+		--init-from $(TRAIN)/editor_float/generator.pt & \
+	$(FG) train attributes --out $(TRAIN)/attributes --threads 1 && \
+	$(FG) train designer --out $(TRAIN)/designer_float --float --threads 1 && \
+	$(FG) train designer --out $(TRAIN)/designer_w4a4 --learned-act-scale --steps 3000 --lr 0.0003 --threads 1 \
+		--init-from $(TRAIN)/designer_float/generator.pt & \
+	wait
+	$(PY) tools/ship_studio.py --data $(EDIT_DATA) --runs $(TRAIN)
 
 KIND ?= w4a4
 FT_FLAGS ?=

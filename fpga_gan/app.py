@@ -139,8 +139,12 @@ def load_garment_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def run_edits(acc: Accelerator, garments: np.ndarray, edits: list[dict], batch: int = 64) -> np.ndarray:
-    """Each garment (n, H, W, 3) uint8 after its edit, from the garment editor."""
-    from .data.edits import CONDITION_CHANNELS, condition_codes, editor_input
+    """Each garment (n, H, W, 3) uint8 after its edit, from the garment editor.
+
+    An edit of several attributes runs as the single-attribute edits the editor was trained on, one
+    accelerator pass each (:func:`fpga_gan.data.edits.edit_steps`).
+    """
+    from .data.edits import CONDITION_CHANNELS, condition_codes, edit_steps, editor_input
 
     shape = acc.input_spec.shape
     if int(shape[1]) != 3 + CONDITION_CHANNELS:
@@ -149,10 +153,15 @@ def run_edits(acc: Accelerator, garments: np.ndarray, edits: list[dict], batch: 
     if garments.shape[1:3] != (shape[2], shape[3]):
         raise ValueError(f"garment images are {garments.shape[1]}x{garments.shape[2]}, the editor takes "
                          f"{shape[2]}x{shape[3]} (load_garment_image resizes)")
-    source = garments.transpose(0, 3, 1, 2)
-    condition = np.stack([condition_codes(e) for e in edits])
-    out = [acc.run(editor_input(source[i:i + batch], condition[i:i + batch])) for i in range(0, len(source), batch)]
-    return np.concatenate(out).transpose(0, 2, 3, 1).astype(np.uint8)
+    current = garments.transpose(0, 3, 1, 2).astype(np.uint8)
+    plans = [edit_steps(e) for e in edits]
+    for step in range(max((len(p) for p in plans), default=0)):
+        todo = [i for i, p in enumerate(plans) if step < len(p)]
+        condition = np.stack([condition_codes(plans[i][step]) for i in todo])
+        for start in range(0, len(todo), batch):
+            rows = todo[start:start + batch]
+            current[rows] = acc.run(editor_input(current[rows], condition[start:start + batch]))
+    return current.transpose(0, 2, 3, 1).copy()
 
 
 def edit_grid(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], scale: int = 2) -> Image.Image:

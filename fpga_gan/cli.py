@@ -443,15 +443,20 @@ def _parse_settings(settings: tuple[str, ...]) -> dict:
 def design_sample(count: int, output: Path, seed: int, settings: tuple[str, ...], columns: int, backend: str,
                   artifact: Path | None) -> None:
     """Draw COUNT new garments from the design generator, with any --set attributes fixed."""
-    from .app import image_grid, run_designer
-    from .data.design import sample_designs
+    from .app import image_grid, run_design, run_designer
+    from .data.design import DESIGN_CODE_SIZE, sample_designs
 
     fixed = _parse_settings(settings)
     garments = sample_designs(count, seed, fixed)
     acc = _open_accelerator("designer", artifact, backend)
     t0 = time.time()
-    with _user_errors(ValueError):                        # an artifact that is not the design generator
+    if int(acc.input_spec.shape[1]) == DESIGN_CODE_SIZE:
         images = run_designer(acc, garments)
+    elif fixed:
+        _fail(f"--set needs the design generator (zoo name 'designer'); {artifact} is a generator with a "
+              f"{acc.input_spec.shape[1]}-value latent that knows no attributes")
+    else:                                                 # a plain DCGAN (the first design generator): N(0, 1)
+        images = run_design(acc, count, seed)
     output.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, columns=min(columns, count)).save(output)
     click.echo(f"wrote {output} ({count} designs, {acc.backend_name} backend, {time.time() - t0:.2f} s)")
@@ -471,6 +476,8 @@ def design_edit(cloth: Path, settings: tuple[str, ...], output: Path, backend: s
     edit = _parse_settings(settings)
     if not edit:
         _fail("nothing to edit: give at least one --set KEY=VALUE (e.g. --set colour=#aa3300)")
+    if not cloth.is_file():
+        _fail(f"garment image not found: {cloth}")
     acc = _open_accelerator("editor", artifact, backend)
     shape = acc.input_spec.shape
     garment = load_garment_image(cloth, (int(shape[2]), int(shape[3])))

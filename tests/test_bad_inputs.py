@@ -853,7 +853,7 @@ def unknown_backend(env):
 def cli_with_a_broken_artifact(env):
     art = env.artifact()
     (art / "model.json").write_text("{")
-    env.cli_error("is not valid JSON", "design", "-n", "2", "-o", env.tmp / "d.png", "--artifact", art)
+    env.cli_error("is not valid JSON", "design", "sample", "-n", "2", "-o", env.tmp / "d.png", "--artifact", art)
     assert not (env.tmp / "d.png").exists()
 
 

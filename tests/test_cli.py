@@ -59,10 +59,41 @@ def test_tryon_errors_name_the_problem(run, small_dataset):
     assert wrong_backend.exit_code == 2 and "unknown backend 'fpga'" in wrong_backend.output
 
 
-def test_design_writes_a_grid(run, tmp_path):
-    result = run("design", "-n", "4", "-o", "g.png")
+def test_design_sample_writes_a_grid_of_the_designs_asked_for(run, tmp_path):
+    result = run("design", "sample", "-n", "4", "-o", "g.png")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "g.png").size[0] > 64
+    fixed = run("design", "sample", "-n", "3", "--columns", "3", "-o", "dresses.png", "--set", "kind=dress",
+                "--seed", "5")
+    assert fixed.exit_code == 0, fixed.output
+    assert np.asarray(Image.open(tmp_path / "dresses.png")).shape == (2 * 66, 3 * 2 * 66, 3)
+
+
+def test_design_edit_equals_the_editor_run_through_the_runtime(run, tmp_path):
+    from fpga_gan.app import run_edits
+    from fpga_gan.artifacts import zoo_artifact
+    from fpga_gan.data import render_garment
+    from fpga_gan.data.edits import parse_edit
+    from fpga_gan.runtime import Accelerator
+
+    garment = render_garment(31)[0]
+    Image.fromarray(garment).save(tmp_path / "shirt.png")
+    Image.fromarray(garment).resize((128, 128)).save(tmp_path / "big.png")
+    result = run("design", "edit", "--cloth", "shirt.png", "--set", "colour=#aa3300", "--set", "pattern=checks",
+                 "-o", "out.png")
+    assert result.exit_code == 0, result.output
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    with Accelerator.open(zoo_artifact("editor"), backend="cpu") as acc:
+        expected = run_edits(acc, garment[None], [parse_edit(["colour=#aa3300", "pattern=checks"])])[0]
+    np.testing.assert_array_equal(out, expected)
+    assert not np.array_equal(out, garment)
+    resized = run("design", "edit", "--cloth", "big.png", "--set", "kind=coat", "-o", "coat.png")
+    assert resized.exit_code == 0 and np.asarray(Image.open(tmp_path / "coat.png")).shape == (64, 64, 3)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    junk = run("design", "edit", "--cloth", "junk.png", "--set", "kind=coat", "-o", "j.png")
+    assert junk.exit_code == 2 and "cannot read garment image" in junk.output and not (tmp_path / "j.png").exists()
+    wrong = run("design", "edit", "--cloth", "shirt.png", "--set", "sleeve=none", "--set", "kind=coat", "-o", "x.png")
+    assert wrong.exit_code == 2 and "a coat cannot have sleeve=none" in wrong.output
 
 
 def test_export_reports_bit_exactness(run, tmp_path):
@@ -76,6 +107,6 @@ def test_export_reports_bit_exactness(run, tmp_path):
 def test_demo_writes_both_pictures(run, tmp_path):
     result = run("demo", "--out", "demo", "--pairs", "3")
     assert result.exit_code == 0, result.output
-    for name in ("tryon.png", "designs.png"):
+    for name in ("tryon.png", "edits.png", "designs.png"):
         assert (tmp_path / "demo" / name).is_file()
     assert "SSIM" in result.output

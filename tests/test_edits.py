@@ -160,3 +160,15 @@ def test_sampled_designs_are_seeded_and_honour_fixed_attributes():
     assert all(g.sleeve == "three_quarter" and g.kind == "dress" for g in dresses)
     with pytest.raises(ValueError):
         sample_designs(0)
+
+
+def test_a_several_attribute_edit_runs_as_trained_single_edits_shape_first():
+    from fpga_gan.data.edits import edit_steps
+
+    steps = edit_steps({"colour": (1, 2, 3), "sleeve": "short", "pattern": "checks", "period": 0.4,
+                        "colour2": (9, 9, 9), "kind": "shirt"})
+    assert steps == [{"kind": "shirt"}, {"sleeve": "short"},
+                     {"pattern": "checks", "period": 0.4, "colour2": (9, 9, 9)}, {"colour": (1, 2, 3)}]
+    assert edit_steps({"colour2": (9, 9, 9)}) == [{"colour2": (9, 9, 9)}]
+    with pytest.raises(EditError, match="a coat cannot have sleeve=none"):
+        edit_steps({"kind": "coat", "sleeve": "none"})

@@ -17,7 +17,7 @@ def _random_codes(spec: dict, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi + 1, (n, *shape)).astype(spec["dtype"])
 
 
-@pytest.mark.parametrize("name", ["tryon", "dcgan"])
+@pytest.mark.parametrize("name", ["tryon", "dcgan", "editor", "designer"])
 def test_zoo_model_codes_identical_on_64_inputs(name, zoo_artifacts):
     import json
 
@@ -34,6 +34,14 @@ def test_zoo_model_codes_identical_on_64_inputs(name, zoo_artifacts):
 
         items = [tryon_input(render_sample(1000 + s)) for s in range(32)]
         codes = np.concatenate([np.stack(items), _random_codes(spec["inputs"][0], 32, 0)])
+    elif name == "editor":
+        # and real garments with real edits for the editor
+        from fpga_gan.data.edits import condition_codes, edit_examples, editor_input, render_params
+
+        examples = edit_examples(77, per_type=4)
+        source = np.stack([render_params(src) for _, src, _, _ in examples]).transpose(0, 3, 1, 2)
+        x = editor_input(source, np.stack([condition_codes(e) for _, _, e, _ in examples]))
+        codes = np.concatenate([x, _random_codes(spec["inputs"][0], 32, 0)])
     else:
         codes = _random_codes(spec["inputs"][0], 64, 0)
     report = cross_check(model, export, codes)

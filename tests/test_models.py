@@ -67,7 +67,7 @@ def test_zoo_errors(tmp_path):
         load_generator(tmp_path / "bad.pt")
 
 
-@pytest.mark.parametrize("name", ["tryon", "dcgan"])
+@pytest.mark.parametrize("name", ["tryon", "dcgan", "editor", "designer"])
 def test_zoo_models_load(name):
     assert load_zoo_model(name).spec is not None
     assert load_zoo_model(name, float_twin=True).spec is None

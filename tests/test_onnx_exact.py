@@ -85,7 +85,7 @@ def _assert_exact_everywhere(artifact: Path, samples: int, tmp: Path, seed: int 
             assert wrong == 0, f"onnxruntime {version} ({venv}), {kind} session: {wrong} codes differ from QONNX"
 
 
-@pytest.mark.parametrize("name", ["tryon", "dcgan"])
+@pytest.mark.parametrize("name", ["tryon", "dcgan", "editor", "designer"])
 def test_zoo_qcdq_model_is_exact_in_every_onnxruntime_session(name, zoo_artifacts, tmp_path):
     _assert_exact_everywhere(zoo_artifacts[name], 64, tmp_path)
 

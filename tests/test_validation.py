@@ -32,8 +32,13 @@ def _quiet(_message: str) -> None:
     (["train", "dcgan", "--out", "run", "--lr", "nan"], "--lr"),
     (["train", "tryon", "--data", ".", "--out", "run", "--widths", "abc"], "--widths"),
     (["data", "make", "--out", "d", "--size", "100000x100000"], "too large"),
-    (["design", "-o", "."], "is a directory"),
-    (["design", "-o", "grid.xyz"], "unknown image extension"),
+    (["design", "sample", "-o", "."], "is a directory"),
+    (["design", "sample", "-o", "grid.png", "--set", "kind=jumper"], "choose one of"),
+    (["design", "edit", "--cloth", "x.png", "-o", "e.png", "--set", "shine=1"], "unknown attribute 'shine'"),
+    (["design", "edit", "--cloth", "x.png", "-o", "e.png", "--set", "colour=#aa3300"], "garment image not found"),
+    (["design", "edit", "--cloth", "x.png", "-o", "e.png"], "nothing to edit"),
+    (["train", "editor", "--data", ".", "--out", "run"], "not an edit data set"),
+    (["design", "sample", "-o", "grid.xyz"], "unknown image extension"),
 ])
 def test_bad_cli_options_exit_2_with_one_line(args, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -117,6 +117,10 @@ DEFAULT_ACCEL_CASES: tuple[AccelCase, ...] = (
     AccelCase("dcgan", "pynq-z2"),
     AccelCase("dcgan", "kv260"),
     AccelCase(CLASSIC_DCGAN, "kv260", simulate=False),
+    AccelCase("editor", "pynq-z2"),
+    AccelCase("editor", "kv260"),
+    AccelCase("designer", "pynq-z2"),
+    AccelCase("designer", "kv260"),
 )
 
 DEFAULT_TARGETS: tuple[Target, ...] = (
@@ -131,6 +135,9 @@ DEFAULT_TARGETS: tuple[Target, ...] = (
     Target("ONNX Runtime / Brevitas eager, DCGAN, batch 1", "cpu_ratio", 2.0, "x", "dcgan", batch=1),
     Target("MACs spent / useful MACs, every transposed convolution with k % s != 0 in this run", "deconv_useful",
            1.0, "x", None, compare="=="),
+    # the design studio (issue 14): each accelerator one RTL partition, simulated near its estimate
+    *(t for board in ("pynq-z2", "kv260") for model in ("editor", "designer")
+      for t in case_targets(AccelCase(model, board))),
 )
 
 

@@ -52,7 +52,7 @@ __all__ = [
     "EDIT_ATTRIBUTES", "EDIT_TYPES", "CONDITION_CHANNELS", "CONDITION_LAYOUT", "EditError", "EDIT_DATASET_VERSION",
     "apply_edit", "condition_codes", "parse_edit", "edit_to_json", "edit_from_json", "random_edit",
     "render_params", "make_edit_dataset", "load_edit_arrays", "edit_type", "PERIOD_RANGE", "LENGTH_RANGE",
-    "FIT_RANGE", "EditDatasetError", "editor_input", "allowed_sleeves",
+    "FIT_RANGE", "EditDatasetError", "editor_input", "allowed_sleeves", "edit_examples", "edit_steps",
 ]
 
 EDIT_DATASET_VERSION = "1.0.0"
@@ -219,6 +219,35 @@ def apply_edit(g: GarmentParams, edit: Mapping[str, Any]) -> GarmentParams:
     return g
 
 
+# The order in which a several-attribute edit is applied, one trained edit type at a time: shape
+# first (a sleeve after the kind it belongs to), then the texture, then the colours it shows.
+_STEP_ORDER = (("kind",), ("sleeve",), ("neckline",), ("length",), ("fit",), ("pattern", "period", "colour2"),
+               ("colour",), ("colour2",))
+
+
+def edit_steps(edit: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An edit as the single-attribute edits the editor was trained on, in the order to apply them.
+
+    The editor learnt one edit type per pass (a new pattern with its period and second colour is one
+    type); ``--set colour=... --set sleeve=short`` runs it twice, the sleeve first. A combination
+    that no garment can have (``kind=coat`` with ``sleeve=none``) is an :class:`EditError`.
+    """
+    edit = _normalise(edit)
+    kind = edit.get("kind")
+    if kind and "sleeve" in edit and edit["sleeve"] not in allowed_sleeves(kind):
+        raise EditError(f"a {kind} cannot have sleeve={edit['sleeve']}; it takes {', '.join(allowed_sleeves(kind))}")
+    if kind and "neckline" in edit and edit["neckline"] not in _KIND_SHAPE[kind][1]:
+        raise EditError(f"a {kind} cannot have neckline={edit['neckline']}; it takes "
+                        f"{', '.join(_KIND_SHAPE[kind][1])}")
+    steps, done = [], set()
+    for keys in _STEP_ORDER:
+        if keys[0] in edit and keys[0] not in done:
+            step = {k: edit[k] for k in keys if k in edit and k not in done}
+            done |= set(step)
+            steps.append(step)
+    return steps
+
+
 def condition_codes(edit: Mapping[str, Any]) -> np.ndarray:
     """The edit as uint8 codes, one per constant condition plane (:data:`CONDITION_LAYOUT`)."""
     edit = _normalise(edit)
@@ -320,6 +349,20 @@ def _record(dataset_seed: int, index: int) -> _EditRecord:
     g = sample_garment_params(seed)
     edit = random_edit(g, np.random.default_rng([seed, 0xED17]))
     return _EditRecord(index, seed, edit, g, apply_edit(g, edit))
+
+
+def edit_examples(seed: int, per_type: int = 1) -> list[tuple[str, GarmentParams, dict[str, Any], GarmentParams]]:
+    """``per_type`` (type, source, edit, target) of every edit type, from data set seed ``seed``:
+    the demo's edit grid, drawn exactly as ``make_edit_dataset`` draws its samples."""
+    found: dict[str, list] = {name: [] for name, _ in EDIT_TYPES}
+    index = 0
+    while any(len(v) < per_type for v in found.values()):
+        rec = _record(seed, index)
+        kind = edit_type(rec.edit)
+        if len(found[kind]) < per_type:
+            found[kind].append((kind, rec.source, rec.edit, rec.target))
+        index += 1
+    return [example for name, _ in EDIT_TYPES for example in found[name]]
 
 
 def _params_json(g: GarmentParams) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class AttributeTrainConfig:
     steps: int = 4000
     batch: int = 64
     lr: float = 1e-3
-    width: int = 32
+    width: int = 24
     negative_fraction: float = 0.15
     eval_garments: int = 1000
     seed: int = 0

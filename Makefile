@@ -108,18 +108,18 @@ weights: $(STAMP)
 	$(PY) tools/ship_weights.py --data $(WEIGHTS_DATA) --runs $(TRAIN)
 	$(MAKE) weights-studio
 
-# The design studio (fpga_gan/zoo/STUDIO.md): garment editor (float twin, then W4A4 from it), design
-# generator (likewise) and the attribute classifier that judges both, one core each.
+# The design studio (fpga_gan/zoo/STUDIO.md): garment editor (float twin, then W4A4 by QAT from it),
+# design generator (likewise) and the attribute classifier that judges both, one core each.
 EDIT_DATA := build/data/edits-20k
-EDITOR_ARGS := --steps 7000 --lr 0.0003 --lr-decay-from 3500 --ssim-weight 20 --threads 1
+EDITOR := $(FG) train editor --data $(EDIT_DATA) --lr 0.0003 --ssim-weight 20 --threads 1
 weights-studio: $(STAMP)
 	test -d $(EDIT_DATA) || $(FG) data make-edits --out $(EDIT_DATA) --n 20000 --seed 0 --size 64x64
-	$(FG) train editor --data $(EDIT_DATA) --out $(TRAIN)/editor_float --float $(EDITOR_ARGS) && \
-	$(FG) train editor --data $(EDIT_DATA) --out $(TRAIN)/editor_w4a4 --learned-act-scale $(EDITOR_ARGS) \
+	$(EDITOR) --out $(TRAIN)/editor_float --float --steps 3500 --lr-decay-from 3500 && \
+	$(EDITOR) --out $(TRAIN)/editor_w4a4 --learned-act-scale --steps 5000 --lr-decay-from 2500 \
 		--init-from $(TRAIN)/editor_float/generator.pt & \
 	$(FG) train attributes --out $(TRAIN)/attributes --threads 1 && \
-	$(FG) train designer --out $(TRAIN)/designer_float --float --threads 1 && \
-	$(FG) train designer --out $(TRAIN)/designer_w4a4 --learned-act-scale --steps 3000 --lr 0.0003 --threads 1 \
+	$(FG) train designer --out $(TRAIN)/designer_float --float --steps 4000 --threads 1 && \
+	$(FG) train designer --out $(TRAIN)/designer_w4a4 --learned-act-scale --steps 2000 --lr 0.0003 --threads 1 \
 		--init-from $(TRAIN)/designer_float/generator.pt & \
 	wait
 	$(PY) tools/ship_studio.py --data $(EDIT_DATA) --runs $(TRAIN)

@@ -266,6 +266,8 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
               help="Rendered training garments (half drawn from the prior, half edited).")
 @click.option("--data-seed", default=11, show_default=True)
 @click.option("--ssim-weight", default=1.0, show_default=True, help="Weight of the (1 - SSIM) loss (L1 has 1).")
+@click.option("--chroma-weight", default=3.0, show_default=True,
+              help="Weight of the L1 loss on colour differences (keeps the colours; see train/designer.py).")
 @click.option("--weight-bits", default=4, show_default=True)
 @click.option("--act-bits", default=4, show_default=True)
 @click.option("--learned-act-scale", is_flag=True, help="Learn a power-of-two scale per ReLU.")
@@ -276,14 +278,15 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
 @click.option("--threads", default=None, type=int, help="Torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 def train_designer_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, garments: int, data_seed: int,
-                       ssim_weight: float, weight_bits: int, act_bits: int, learned_act_scale: bool,
+                       ssim_weight: float, chroma_weight: float, weight_bits: int, act_bits: int, learned_act_scale: bool,
                        init_from: Path | None, float_twin: bool, seed: int, threads: int | None,
                        resume: bool) -> None:
     """Train the garment design generator on the world's design space (design code -> garment)."""
     from .train.designer import DesignerTrainConfig, train_designer
 
     cfg = DesignerTrainConfig(out=str(out_dir), garments=garments, data_seed=data_seed, steps=steps, batch=batch,
-                              lr=lr, ngf=ngf, ssim_weight=ssim_weight, quantized=not float_twin,
+                              lr=lr, ngf=ngf, ssim_weight=ssim_weight, chroma_weight=chroma_weight,
+                              quantized=not float_twin,
                               weight_bits=weight_bits, act_bits=act_bits, learned_act_scale=learned_act_scale,
                               init_from=str(init_from) if init_from else None, seed=seed, threads=threads)
     with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from problems
@@ -524,15 +527,15 @@ def design_evaluate(data_dir: Path, limit: int | None, samples: int, editors: tu
     designer_files = list(designers) or [zoo_path(n, float_twin=f) for n in ("designer", "dcgan")
                                          for f in (False, True)]
     report: dict = {"data": str(data_dir), "editor": {}, "designer": {}}
-    with _user_errors(ValueError):                      # an edit data set that does not load
+    with _user_errors(ValueError):                      # weights that are not an editor / a design generator
         report["editor"]["rendered targets"] = design_eval.evaluate_editor(None, judge, data_dir, limit)
         for path in editor_files:
             report["editor"][path.name] = design_eval.evaluate_editor(load_generator(path), judge, data_dir, limit)
-    reference = design_eval.reference_features(judge, samples)
-    report["designer"]["rendered garments"] = design_eval.evaluate_samples(None, judge, reference, samples)
-    for path in designer_files:
-        images = design_eval.sample_images(load_generator(path), samples)
-        report["designer"][path.name] = design_eval.evaluate_samples(images, judge, reference)
+        reference = design_eval.reference_features(judge, samples)
+        report["designer"]["rendered garments"] = design_eval.evaluate_samples(None, judge, reference, samples)
+        for path in designer_files:
+            images = design_eval.sample_images(load_generator(path), samples)
+            report["designer"][path.name] = design_eval.evaluate_samples(images, judge, reference)
     table = design_eval.markdown_report(report)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_file, report)

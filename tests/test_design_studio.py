@@ -143,3 +143,27 @@ def test_designer_trains_and_resumes_exactly(tmp_path, monkeypatch):
     a, b = (load_generator(tmp_path / d / "generator.pt") for d in ("run", "straight"))
     for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), k
+
+
+def test_design_evaluate_scores_editors_and_generators_and_refuses_the_wrong_model(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from fpga_gan.cli import main
+    from fpga_gan.models.zoo import zoo_path
+
+    monkeypatch.chdir(tmp_path)
+    make_edit_dataset(tmp_path / "edits", 40, seed=9, progress=False)
+    args = ["design", "evaluate", "--data", "edits", "--samples", "24", "--out", "r.json", "--threads", "1"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    truth = report["editor"]["rendered targets"]["overall"]
+    assert truth["edits"] == 4 and truth["ssim"] == 1.0
+    assert set(report["editor"]) == {"rendered targets", "editor_w4a4.pt", "editor_float.pt"}
+    assert set(report["designer"]) == {"rendered garments", "designer_w4a4.pt", "designer_float.pt", "dcgan_w4a4.pt",
+                                       "dcgan_float.pt"}
+    assert "| editor_w4a4.pt | 4 |" in (tmp_path / "r.md").read_text()
+    wrong = CliRunner().invoke(main, [*args, "--editor", str(zoo_path("tryon"))])
+    assert wrong.exit_code == 2 and "not a garment editor" in wrong.output

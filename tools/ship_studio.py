@@ -46,7 +46,7 @@ def command(run: dict) -> str:
     elif model == "designer":
         cmd = (f"fpga-gan train designer --out {t['out']} --steps {t['steps']} --batch {t['batch']} --lr {t['lr']} "
                f"--ngf {t['ngf']} --garments {t['garments']} --data-seed {t['data_seed']} "
-               f"--ssim-weight {t['ssim_weight']} --seed {t['seed']}")
+               f"--ssim-weight {t['ssim_weight']} --chroma-weight {t['chroma_weight']} --seed {t['seed']}")
         if t.get("init_from"):
             cmd += _flag("init_from", t["init_from"])
     else:
@@ -140,7 +140,8 @@ def card_text(cards: dict, data: Path) -> str:
     for name, card in cards.items():
         if name == "evaluation":
             continue
-        minutes = f" ({card['train_seconds'] / 60:.0f} min on this machine's CPU)" if card.get("train_seconds") else ""
+        seconds = card.get("train_seconds") or 0
+        minutes = f" ({seconds / 60:.0f} min on this machine's CPU, sharing it)" if seconds >= 60 else ""
         lines += [f"`{name}`{minutes}:", "", "    " + card["command"], ""]
     lines += ["Loss curves: `*_loss.png` beside this file."]
     return "\n".join(lines) + "\n"

@@ -100,6 +100,8 @@ def write_readme(cards: dict, dataset: dict, data_dir: Path) -> None:
         "# Shipped weights (model cards)",
         "",
         "Written by `tools/ship_weights.py`; `make weights` retrains all four from scratch on the CPU.",
+        "The design studio's editor, design generator and attribute classifier have their cards in "
+        "[`STUDIO.md`](STUDIO.md) (`make weights-studio`).",
         "",
         "## Data",
         "",

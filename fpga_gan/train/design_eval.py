@@ -56,6 +56,11 @@ def evaluate_editor(model: torch.nn.Module | None, classifier: GarmentAttributeN
     from ..data.synth import GarmentParams
     from .tryon import generate_codes
 
+    from ..data.edits import CONDITION_CHANNELS
+
+    if model is not None and getattr(model, "in_channels", None) != 3 + CONDITION_CHANNELS:
+        raise ValueError(f"not a garment editor: it takes {getattr(model, 'in_channels', '?')} input planes, "
+                         f"the editor {3 + CONDITION_CHANNELS} (garment + edit condition)")
     arrays = load_edit_arrays(data_root, "test", limit=limit)
     target = arrays["target"]
     pred = target if model is None else generate_codes(model, editor_input(arrays["source"], arrays["condition"]))
@@ -100,6 +105,8 @@ def sample_images(model: torch.nn.Module, n: int, seed: int = 0) -> np.ndarray:
     from ..data.design import DESIGN_CODE_SIZE
     from .designer import generate
 
+    if not hasattr(model, "nz"):
+        raise ValueError(f"not a design generator: a {type(model).__name__} takes no latent vector")
     if model.nz == DESIGN_CODE_SIZE:
         codes = design_codes(sample_designs(n, seed))
     else:

@@ -260,12 +260,13 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--steps", default=6000, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=1e-3, show_default=True, type=POSITIVE, help="Peak learning rate (cosine decay).")
+@click.option("--lr", default=3e-4, show_default=True, type=POSITIVE, help="Peak learning rate (cosine decay).")
 @click.option("--ngf", default=32, show_default=True, type=click.IntRange(1, 4096), help="Generator width.")
 @click.option("--garments", default=12000, show_default=True, type=click.IntRange(min=1),
               help="Rendered training garments (half drawn from the prior, half edited).")
 @click.option("--data-seed", default=11, show_default=True)
-@click.option("--ssim-weight", default=1.0, show_default=True, help="Weight of the (1 - SSIM) loss (L1 has 1).")
+@click.option("--ssim-weight", default=1.0, show_default=True,
+              help="Weight of the (1 - SSIM) loss (squared error has 1).")
 @click.option("--chroma-weight", default=3.0, show_default=True,
               help="Weight of the L1 loss on colour differences (keeps the colours; see train/designer.py).")
 @click.option("--weight-bits", default=4, show_default=True)

@@ -28,9 +28,11 @@ CATEGORICAL = {"kind": KIND_CLASSES, "sleeve": SLEEVES, "neckline": NECKLINES, "
 #: Regression heads and their ranges (predictions are in [0, 1] of the range).
 SCALARS = {"length": LENGTH_RANGE, "fit": FIT_RANGE, "period": PERIOD_RANGE}
 PERIODIC_PATTERNS = ("hstripes", "vstripes", "checks", "dots")
-#: How close a reading must be to count as "the garment has this value" (calibrated in
-#: ``fpga-gan judge calibrate`` so that rendered garments pass; see zoo/README.md).
-TOLERANCE = {"colour": 40.0, "colour2": 48.0, "length": 0.07, "fit": 0.05, "period": 0.04}
+#: Patterns whose two colours take turns, so the image does not say which is the first.
+SYMMETRIC_PATTERNS = ("hstripes", "vstripes", "checks")
+#: How close a reading must be to count as "the garment has this value". Colours: RGB distance
+#: (two independent random colours fall within 48 of each other 2.3% of the time).
+TOLERANCE = {"colour": 48.0, "colour2": 48.0, "length": 0.07, "fit": 0.05, "period": 0.04}
 #: The attributes the judge compares, in report order.
 JUDGED = ("kind", "sleeve", "neckline", "pattern", "colour", "colour2", "period", "length", "fit")
 
@@ -139,17 +141,28 @@ def judged_attributes(g: GarmentParams) -> tuple[str, ...]:
     return tuple(a for a in JUDGED if a not in skip)
 
 
+def _near(a, b, attr: str) -> bool:
+    return float(np.linalg.norm(np.subtract(a, b))) <= TOLERANCE[attr]
+
+
 def attribute_matches(reading: AttributeReading, g: GarmentParams) -> dict[str, bool]:
-    """For each attribute the image of ``g`` shows: does the reading agree with ``g``?"""
+    """For each attribute the image of ``g`` shows: does the reading agree with ``g``?
+
+    Stripes and checks alternate their two colours with a phase the image cannot tell, so which of
+    them is "colour" is undefined there: the two are compared as an unordered pair.
+    """
     result = {}
     for attr in judged_attributes(g):
         want, got = getattr(g, attr), getattr(reading, attr)
         if attr in CATEGORICAL:
             result[attr] = got == want
         elif attr in ("colour", "colour2"):
-            result[attr] = float(np.linalg.norm(np.subtract(got, want))) <= TOLERANCE[attr]
+            result[attr] = _near(got, want, attr)
         else:
             result[attr] = abs(got - want) <= TOLERANCE[attr]
+    if g.pattern in SYMMETRIC_PATTERNS and not (result["colour"] and result["colour2"]):
+        swapped = _near(reading.colour, g.colour2, "colour2") and _near(reading.colour2, g.colour, "colour")
+        result["colour"] = result["colour2"] = swapped
     return result
 
 

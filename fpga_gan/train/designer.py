@@ -36,7 +36,7 @@ class DesignerTrainConfig:
     data_seed: int = 11           # garment seeds of their own (the sample grid draws seed 0)
     steps: int = 6000
     batch: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-4
     ngf: int = 32
     ssim_weight: float = 1.0
     chroma_weight: float = 3.0     # L1 on the colour differences R - G, B - G (see chroma_l1)
@@ -58,9 +58,10 @@ class DesignerTrainConfig:
 def chroma_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 distance of the colour differences R - G and B - G.
 
-    Why: from a 1x1 code, plain L1 finds the colour-blind generator first (the per-channel median
-    of a mostly white image is grey) and does not leave it: the first designer trained 5,000 steps
-    drew every garment in grey. A loss on chroma alone pulls the colour code through at once.
+    Why: from a 1x1 code, a pixel L1 loss finds the colour-blind generator first (the per-channel
+    median of a mostly white image is grey) and does not leave it, chroma term or not: the first
+    designer trained 5,000 steps drew every garment in grey. Squared error on the pixels plus this
+    chroma term brings the colours in (checked on 2,000 garments, 600 steps).
     """
     def chroma(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x[:, :1] - x[:, 1:2], x[:, 2:3] - x[:, 1:2]], 1)
@@ -107,8 +108,8 @@ def train_designer(cfg: DesignerTrainConfig, resume: bool = False) -> dict[str, 
         idx = torch.randint(0, len(codes), (cfg.batch,), generator=rng)
         y = images[idx]
         raw = gen.raw(codes[idx])             # unclamped: pixels past white still get a gradient
-        loss_l1 = F.l1_loss(raw, y)
-        loss = loss_l1 + cfg.chroma_weight * chroma_l1(raw, y)
+        loss_l1 = F.l1_loss(raw.detach(), y)            # reported; the loss is squared error:
+        loss = F.mse_loss(raw, y) + cfg.chroma_weight * chroma_l1(raw, y)
         if cfg.ssim_weight:
             loss = loss + cfg.ssim_weight * (1.0 - ssim_loss_term(raw.clamp(0, 1), y))
         opt.zero_grad()

@@ -172,3 +172,10 @@ def test_a_several_attribute_edit_runs_as_trained_single_edits_shape_first():
     assert edit_steps({"colour2": (9, 9, 9)}) == [{"colour2": (9, 9, 9)}]
     with pytest.raises(EditError, match="a coat cannot have sleeve=none"):
         edit_steps({"kind": "coat", "sleeve": "none"})
+
+
+def test_a_new_texture_is_a_pattern_edit_even_when_it_names_its_second_colour():
+    from fpga_gan.data.edits import edit_type
+
+    assert edit_type({"pattern": "hstripes", "period": 0.4, "colour2": (1, 2, 3)}) == "pattern"
+    assert edit_type({"colour2": (1, 2, 3)}) == "colour2"

@@ -162,7 +162,10 @@ def edit_from_json(data: Any) -> dict[str, Any]:
 
 
 def edit_type(edit: Mapping[str, Any]) -> str:
-    """The edit type a data-set edit belongs to (its first attribute in EDIT_TYPES order)."""
+    """The edit type a data-set edit belongs to: "pattern" for a new texture (which names its
+    period and, on a solid garment, its second colour too), else its one attribute."""
+    if "pattern" in edit:
+        return "pattern"
     for name, _ in EDIT_TYPES:
         if name in edit:
             return name

@@ -52,7 +52,7 @@ def evaluate_editor(model: torch.nn.Module | None, classifier: GarmentAttributeN
     ``model`` None scores the rendered targets themselves: the ceiling, and the check that the
     classifier's tolerances are fair.
     """
-    from ..data.edits import editor_input, load_edit_arrays
+    from ..data.edits import edit_type, editor_input, load_edit_arrays
     from ..data.synth import GarmentParams
     from .tryon import generate_codes
 
@@ -74,7 +74,7 @@ def evaluate_editor(model: torch.nn.Module | None, classifier: GarmentAttributeN
         goal = GarmentParams(**{**rec["target"], "colour": tuple(rec["target"]["colour"]),
                                 "colour2": tuple(rec["target"]["colour2"])})
         verdict = judge_edit(reading, source, goal, rec["edit"])
-        row = by_type[rec["type"]]
+        row = by_type[edit_type(rec["edit"])]      # from the edit itself, whatever the file says
         row["ssim"].append(float(s))
         row["requested"].append(verdict["requested_ok"])
         row["untouched"].extend(verdict["untouched"].values())

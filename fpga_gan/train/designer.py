@@ -2,7 +2,8 @@
 
 The generator (DCGAN-64, transposed convolutions only) maps a design code
 (:mod:`fpga_gan.data.design`) to the garment the world renders for it. Every code has one right
-image, so the loss is reconstruction (L1 on pixels and on chroma, plus 1 - SSIM) rather than a discriminator's opinion;
+image, so the loss is reconstruction (squared error on pixels and, heavily weighted, on chroma, plus
+1 - SSIM) rather than a discriminator's opinion;
 that is what makes its samples garments after minutes of CPU training. The codes come from the
 world's prior and from edited garments (colours, lengths and fits outside the prior), so
 ``design sample --set ...`` lands on ground it was trained on.
@@ -39,7 +40,7 @@ class DesignerTrainConfig:
     lr: float = 3e-4
     ngf: int = 32
     ssim_weight: float = 1.0
-    chroma_weight: float = 3.0     # L1 on the colour differences R - G, B - G (see chroma_l1)
+    chroma_weight: float = 30.0    # squared error on the colour differences R - G, B - G (see chroma_error)
     quantized: bool = True
     weight_bits: int = 4
     act_bits: int = 4
@@ -55,18 +56,22 @@ class DesignerTrainConfig:
                                            "checkpoint_every", "threads"), non_negative=("ssim_weight", "chroma_weight"))
 
 
-def chroma_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 distance of the colour differences R - G and B - G.
+def chroma_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the colour differences R - G and B - G.
 
-    Why: from a 1x1 code, a pixel L1 loss finds the colour-blind generator first (the per-channel
-    median of a mostly white image is grey) and does not leave it, chroma term or not: the first
-    designer trained 5,000 steps drew every garment in grey. Squared error on the pixels plus this
-    chroma term brings the colours in (checked on 2,000 garments, 600 steps).
+    Why: from a 1x1 code the generator learns the silhouette first and its three output channels
+    drift together; once they are equal, the hidden features have no reason to carry hue and the
+    output has no path to show it (a saddle: every garment drawn grey, whatever the loss ran for).
+    The chroma signal is about a tenth of the luminance one, so it needs a weight near 30 to pull
+    the generator off that saddle. An L1 chroma term does the opposite: its pull towards the
+    median colour difference of a mostly white image, zero, holds the channels exactly equal.
+    Measured on 2,000 garments, 1,000 float steps: chroma weight 30 (squared) reaches 0.70 of the
+    renders' chroma spread by step 1,000; weight 3 (L1 or squared) or none stays below 0.04.
     """
     def chroma(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x[:, :1] - x[:, 1:2], x[:, 2:3] - x[:, 1:2]], 1)
 
-    return F.l1_loss(chroma(pred), chroma(target))
+    return F.mse_loss(chroma(pred), chroma(target))
 
 
 def generate(gen: DCGANGenerator, codes: np.ndarray, batch: int = 128) -> np.ndarray:
@@ -109,7 +114,7 @@ def train_designer(cfg: DesignerTrainConfig, resume: bool = False) -> dict[str, 
         y = images[idx]
         raw = gen.raw(codes[idx])             # unclamped: pixels past white still get a gradient
         loss_l1 = F.l1_loss(raw.detach(), y)            # reported; the loss is squared error:
-        loss = F.mse_loss(raw, y) + cfg.chroma_weight * chroma_l1(raw, y)
+        loss = F.mse_loss(raw, y) + cfg.chroma_weight * chroma_error(raw, y)
         if cfg.ssim_weight:
             loss = loss + cfg.ssim_weight * (1.0 - ssim_loss_term(raw.clamp(0, 1), y))
         opt.zero_grad()

@@ -18,10 +18,11 @@ DCGAN_ARGS ?= --ngf 32 --lr 2e-4 --adv-weight 0.005 --threads 1
 BOARD_VENV := .venv-board
 BOARD_STAMP := $(BOARD_VENV)/.installed
 
-.PHONY: install demo test test-all bench bench-cpu weights weights-studio tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
+.PHONY: install demo serve test test-all bench bench-cpu weights weights-studio tryon-ssim-rounds sim lint finn-build bitstream deploy clean help
 
 help:
 	@echo "make demo      set up .venv if needed, then run the try-on and design demo (build/demo/)"
+	@echo "make serve     the fitting-room web page at http://127.0.0.1:8000/ (SERVE_ARGS=\"--backend sim\")"
 	@echo "make test      set up .venv if needed, then run the test suite (slow RTL simulations left out)"
 	@echo "make test-all  the whole test suite, slow simulations included"
 	@echo "make install   set up .venv only"
@@ -58,11 +59,18 @@ install: $(STAMP) $(BOARD_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/fpga-gan demo
 
+# SERVE_ARGS: more `fpga-gan serve` options, e.g. SERVE_ARGS="--port 8080 --backend sim".
+SERVE_ARGS ?=
+serve: $(STAMP)
+	$(VENV)/bin/fpga-gan serve $(SERVE_ARGS)
+
 test: $(STAMP) $(BOARD_STAMP)
+	bash tools/ensure_browser.sh
 	$(PY) -m pytest -q -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 # everything, the slow tests too (the Verilator simulations of every new block and reference generator)
 test-all: $(STAMP) $(BOARD_STAMP)
+	bash tools/ensure_browser.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The reference generators (tests/reference_generators.py: plain Brevitas, written apart from the

@@ -267,8 +267,8 @@ def train_dcgan_cmd(out_dir: Path, steps: int, batch: int, lr: float, ngf: int, 
 @click.option("--data-seed", default=11, show_default=True)
 @click.option("--ssim-weight", default=1.0, show_default=True,
               help="Weight of the (1 - SSIM) loss (squared error has 1).")
-@click.option("--chroma-weight", default=3.0, show_default=True,
-              help="Weight of the L1 loss on colour differences (keeps the colours; see train/designer.py).")
+@click.option("--chroma-weight", default=30.0, show_default=True,
+              help="Weight of the squared error on colour differences (keeps the colours; see train/designer.py).")
 @click.option("--weight-bits", default=4, show_default=True)
 @click.option("--act-bits", default=4, show_default=True)
 @click.option("--learned-act-scale", is_flag=True, help="Learn a power-of-two scale per ReLU.")
@@ -560,6 +560,40 @@ def demo(out_dir: Path, n_pairs: int, backend: str) -> None:
     from .demo import run_demo
 
     run_demo(out_dir, n_pairs=n_pairs, backend=backend, echo=click.echo)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 to serve the network: the page has no login).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--backend", default="auto", show_default=True,
+              help="Where the models run: auto (the board if there is one, else cpu), cpu, sim or pynq.")
+@click.option("--artifacts", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder of artifact directories tryon/, editor/, designer/ (default: the zoo's, exported here).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A VITON-HD style data set whose test split is the catalogue (default: a fresh synthetic one).")
+@click.option("--max-upload-mb", default=8.0, show_default=True, type=click.FloatRange(0.01, 1024),
+              help="Largest request body accepted; bigger uploads are refused before they are read.")
+def serve(host: str, port: int, backend: str, artifacts: Path | None, data_dir: Path | None,
+          max_upload_mb: float) -> None:
+    """Serve the fitting room and design studio page (and its JSON API) in a browser."""
+    import socket
+
+    from .serve import ServeConfig, serve as run_server
+
+    if artifacts is not None and not artifacts.is_dir():
+        _fail(f"--artifacts {artifacts}: no such folder")
+    if data_dir is not None and not (data_dir / "test_pairs.txt").is_file():
+        _fail(f"--data {data_dir}: not a VITON-HD style data set (no test_pairs.txt)")
+    with socket.socket() as probe:       # a clear message instead of uvicorn's bind traceback
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port")
+    config = ServeConfig(backend=backend, artifacts=artifacts, data=data_dir,
+                         max_body=int(max_upload_mb * 1024 * 1024))
+    click.echo(f"fpga_gan serving on http://{host}:{port}/  (backend {backend}; Ctrl-C stops)")
+    run_server(config, host=host, port=port)
 
 
 @main.command("compile")

@@ -53,6 +53,7 @@ __all__ = [
     "apply_edit", "condition_codes", "parse_edit", "edit_to_json", "edit_from_json", "random_edit",
     "render_params", "make_edit_dataset", "load_edit_arrays", "edit_type", "PERIOD_RANGE", "LENGTH_RANGE",
     "FIT_RANGE", "EditDatasetError", "editor_input", "allowed_sleeves", "edit_examples", "edit_steps",
+    "edit_choices",
 ]
 
 EDIT_DATASET_VERSION = "1.0.0"
@@ -108,6 +109,11 @@ def _parse_float(key: str, text: str, lo: float, hi: float) -> float:
 
 _CHOICES = {"pattern": PATTERNS, "kind": GARMENT_KINDS, "sleeve": SLEEVES, "neckline": NECKLINES}
 _ALIASES = {"color": "colour", "color2": "colour2", "texture": "pattern", "neck": "neckline"}
+
+
+def edit_choices() -> dict[str, list[str]]:
+    """The allowed values of each categorical edit attribute (for menus and error messages)."""
+    return {key: list(values) for key, values in _CHOICES.items()}
 
 
 def parse_edit(settings: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -253,7 +253,13 @@ def test_bench_harness_on_a_tiny_configuration(tmp_path):
     assert tools["compile_cache"] == "cold" and tools["compile_cold_s"] > 0
     assert tools["verilator_build_source"].startswith("measured") and tools["sim_cycles_per_s"] > 0
 
-    assert [t["met"] is not None for t in saved["targets"]] == [True] * 5
+    serve = saved["serve"]                                    # the web API's load run
+    assert serve["requests"] == 6 and serve["errors"] == 0 and serve["clients"] == 2
+    assert 0 < serve["p50_ms"] <= serve["p99_ms"] and serve["requests_per_s"] > 0
+    assert set(serve["by_endpoint"]) == {"tryon", "design/edit", "design/sample"}
+    assert "## Web API under load" in markdown
+
+    assert [t["met"] is not None for t in saved["targets"]] == [True] * 6
     assert saved["targets"][3]["kind"] == "rtl_partition" and saved["targets"][3]["met"] is True
     assert saved["machine"]["python"] and saved["published"] == json.loads(json.dumps(list(PUBLISHED)))
 

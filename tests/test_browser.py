@@ -15,7 +15,7 @@ from PIL import Image
 
 from fpga_gan.serve import ServeConfig, create_app
 
-from .serving import running_server
+from fpga_gan.serve import running_server
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # `make test` installs both (tools/ensure_browser.sh); without them this test fails, it does not skip.

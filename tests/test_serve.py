@@ -20,7 +20,7 @@ from fpga_gan.serve import ServeConfig, create_app
 from fpga_gan.serve.catalogue import Catalogue
 from fpga_gan.serve.engine import Busy, Engine
 
-from .serving import free_port, running_server
+from fpga_gan.serve import running_server
 
 
 @pytest.fixture(scope="module")

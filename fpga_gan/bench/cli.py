@@ -93,10 +93,14 @@ def accel_cases(extra: tuple[AccelCase, ...], defaults: bool = True) -> tuple[Ac
                    "for BOARD; repeatable. Each such case gets the targets 'one partition of RTL layers that "
                    "fits' and 'simulated cycles within 15% of the estimate'.")
 @click.option("--no-default-cases", is_flag=True, help="Only the --case cases, not the zoo's.")
+@click.option("--serve-clients", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Concurrent clients of the web API's load run.")
+@click.option("--serve-requests", default=150, show_default=True, type=click.IntRange(0, 100_000),
+              help="Requests of the web API's load run (0: no load run).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(out_dir: Path, build_root: Path, markdown: Path, no_markdown: bool, repeats: int, warmup: int,
           torch_threads: int | None, frames: int, fresh_compile: bool, cases: tuple[AccelCase, ...],
-          no_default_cases: bool, no_progress: bool) -> None:
+          no_default_cases: bool, serve_clients: int, serve_requests: int, no_progress: bool) -> None:
     """Measure CPU inference, the accelerators (RTL-simulated FPS, resources, GOPS against the board's
     bound), zero-free vs zero-insertion transposed convolutions and tool times; write bench.json,
     charts and BENCHMARKS.md."""
@@ -107,7 +111,8 @@ def bench(out_dir: Path, build_root: Path, markdown: Path, no_markdown: bool, re
         raise click.BadParameter("at least 2: cycles per frame are measured between frames", param_hint="--frames")
     cfg = BenchConfig(out=out_dir, build_root=build_root, markdown=None if no_markdown else markdown,
                       repeats=repeats, warmup=warmup, torch_threads=torch_threads, sim_frames=frames,
-                      fresh_compile=fresh_compile, progress=not no_progress, command=_command_line(),
+                      fresh_compile=fresh_compile, progress=not no_progress, serve_clients=serve_clients,
+                      serve_requests=serve_requests, command=_command_line(),
                       accel_cases=accel_cases(cases, defaults=not no_default_cases),
                       targets=DEFAULT_TARGETS + tuple(t for case in dict.fromkeys(cases) for t in case_targets(case)))
     result = run_bench(cfg)

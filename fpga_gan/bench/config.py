@@ -79,7 +79,8 @@ class Target:
     ``rtl_partition`` (yes / no: the case compiled to one dataflow partition of RTL layers that fits
     the board), ``sim_vs_estimate`` (how far, in %, the simulated cycles per frame are from the
     compiler's estimate), ``deconv_useful`` (MACs spent / useful MACs over the transposed
-    convolutions with k % s != 0; ``model`` None: of every model in the run).
+    convolutions with k % s != 0; ``model`` None: of every model in the run), ``serve_errors``
+    (requests of the web API's load run that did not answer 200).
     """
 
     title: str
@@ -135,6 +136,7 @@ DEFAULT_TARGETS: tuple[Target, ...] = (
     Target("ONNX Runtime / Brevitas eager, DCGAN, batch 1", "cpu_ratio", 2.0, "x", "dcgan", batch=1),
     Target("MACs spent / useful MACs, every transposed convolution with k % s != 0 in this run", "deconv_useful",
            1.0, "x", None, compare="=="),
+    Target("web API under load: failed requests", "serve_errors", 0.0, "", None, compare="=="),
     # the design studio (issue 14): each accelerator one RTL partition, simulated near its estimate
     *(t for board in ("pynq-z2", "kv260") for model in ("editor", "designer")
       for t in case_targets(AccelCase(model, board))),
@@ -164,6 +166,8 @@ class BenchConfig:
     accel_cases: tuple[AccelCase, ...] = DEFAULT_ACCEL_CASES
     sim_frames: int = 3
     fresh_compile: bool = True
+    serve_clients: int = 4                    # the web API's load run (0 requests: no load run)
+    serve_requests: int = 150
     targets: tuple[Target, ...] = DEFAULT_TARGETS
     charts: bool = True
     progress: bool = True
@@ -177,13 +181,14 @@ class BenchConfig:
         out = Path(out)
         return cls(out=out, build_root=out / "builds", markdown=out / "BENCHMARKS.md", cpu_models=("dcgan",),
                    batches=(1,), repeats=2, warmup=1, accel_cases=(AccelCase(TINY_DCGAN, board),),
-                   sim_frames=2, fresh_compile=False, targets=(
+                   sim_frames=2, fresh_compile=False, serve_clients=2, serve_requests=6, targets=(
                        Target("tiny DCGAN on the board", "accel_fps", 1000.0, "FPS", TINY_DCGAN, board),
                        Target("zero-insertion / zero-free MACs, every k4s2 layer of the tiny DCGAN",
                               "deconv_ratio", 3.5, "x", TINY_DCGAN),
                        Target("ONNX Runtime / Brevitas eager, DCGAN, batch 1", "cpu_ratio", 2.0, "x", "dcgan",
                               batch=1),
-                       *case_targets(AccelCase(TINY_DCGAN, board))),
+                       *case_targets(AccelCase(TINY_DCGAN, board)),
+                       Target("web API under load: failed requests", "serve_errors", 0.0, "", None, compare="==")),
                    progress=False, command="BenchConfig.tiny")
 
     def as_json(self) -> dict:

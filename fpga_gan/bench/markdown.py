@@ -191,6 +191,20 @@ def _tools(bench: dict) -> list[str]:
     return ["", "## Tool times", "", bench["definitions"]["tools"], "", *_table(header, rows), *notes.lines()]
 
 
+def _serve(bench: dict) -> list[str]:
+    serve = bench.get("serve")
+    if not serve:
+        return []
+    notes = _Notes()
+    rows = [("all", fmt(serve["requests"]), fmt(serve["errors"]), fmt(serve["requests_per_s"]), fmt(serve["p50_ms"]),
+             fmt(serve["p99_ms"]), notes.cell(serve["provenance"]))]
+    rows += [(name, fmt(r["requests"]), fmt(r["errors"]), "", fmt(r["p50_ms"]), fmt(r["p99_ms"]),
+              notes.cell(serve["provenance"])) for name, r in serve["by_endpoint"].items()]
+    header = ("requests", "count", "failed", "requests / s", "p50 latency (ms)", "p99 latency (ms)", "source")
+    return ["", "## Web API under load", "", bench["definitions"]["serve"], "", *_table(header, rows),
+            *notes.lines()]
+
+
 def _published(bench: dict) -> list[str]:
     sources: list[str] = []
     rows = []
@@ -216,7 +230,7 @@ def _charts(bench: dict, path: Path) -> list[str]:
 def render_markdown(bench: dict, path: Path) -> str:
     """The markdown text of ``bench`` (``path`` only decides how chart links are written)."""
     parts = [_header(bench, path), _targets(bench), _cpu(bench), _accelerators(bench), _deconv(bench),
-             _tools(bench), _published(bench), _charts(bench, path)]
+             _tools(bench), _serve(bench), _published(bench), _charts(bench, path)]
     return "\n".join(line for part in parts for line in part).rstrip() + "\n"
 
 

@@ -87,7 +87,7 @@ class _Progress:
 
 def _total_steps(cfg: BenchConfig) -> int:
     per_case = sum(1 + cfg.fresh_compile + case.simulate for case in cfg.accel_cases)
-    return len(cfg.cpu_models) + per_case + 1
+    return len(cfg.cpu_models) + per_case + bool(cfg.serve_requests) + 1
 
 
 def definitions(cfg: BenchConfig, threads: int) -> dict[str, str]:
@@ -126,6 +126,11 @@ def definitions(cfg: BenchConfig, threads: int) -> dict[str, str]:
                   "bit-exact). Cold compile: into a fresh directory; this run: in the build directory, whose "
                   "finished stages are reused. RTL generation and the Verilator build are cached by content, "
                   "so a cache hit shows the time measured when they last ran, and says so."),
+        "serve": (f"The web API (`fpga-gan serve`, uvicorn, the zoo's models on the cpu backend) on loopback: "
+                  f"{cfg.serve_clients} concurrent clients send {cfg.serve_requests} requests, cycling through a "
+                  "try-on, a garment edit and a sample of four designs, after one warm-up request. Latency: "
+                  "from sending a request to the last byte of its answer (JSON with PNG images). Failed: any "
+                  "answer other than 200, or none."),
         "published": ("Quoted from the sources below, not measured here; other models, precisions and boards, "
                       "so they place the measured figures, they do not rank them."),
     }
@@ -162,7 +167,14 @@ def _measure(cfg: BenchConfig, threads: int, progress: _Progress, log_file: IO[s
         accelerators.append(accel_row(result))
         deconv += deconv_rows(result)
         tools.append(tool_row(result, previous.get(case.name)))
-    return {"cpu": cpu, "accelerators": accelerators, "deconv": deconv, "tools": tools}
+    serve = {}
+    if cfg.serve_requests:
+        from .serve_load import bench_serve
+
+        progress.step("web API load run")
+        log(f"==== web API: {cfg.serve_clients} clients, {cfg.serve_requests} requests")
+        serve = bench_serve(cfg.serve_clients, cfg.serve_requests)
+    return {"cpu": cpu, "accelerators": accelerators, "deconv": deconv, "tools": tools, "serve": serve}
 
 
 def run_bench(cfg: BenchConfig) -> dict:

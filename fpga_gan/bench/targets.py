@@ -160,9 +160,17 @@ def _deconv_useful(target: Target, deconv: list[dict]) -> dict:
                    f"{exact} of {len(rows)} layers spend exactly the useful MACs: " + "; ".join(layers))
 
 
+def _serve_errors(target: Target, serve: dict) -> dict:
+    if not serve:
+        return _result(target, None, "not measured: no load run in this run")
+    return _result(target, serve["errors"], serve["provenance"],
+                   f"{serve['requests']} requests from {serve['clients']} clients, {serve['backend']} backend")
+
+
 _KINDS = {"accel_fps": ("accelerators", _accel_fps), "cpu_ratio": ("cpu", _cpu_ratio),
           "deconv_ratio": ("deconv", _deconv_ratio), "rtl_partition": ("accelerators", _rtl_partition),
-          "sim_vs_estimate": ("accelerators", _sim_vs_estimate), "deconv_useful": ("deconv", _deconv_useful)}
+          "sim_vs_estimate": ("accelerators", _sim_vs_estimate), "deconv_useful": ("deconv", _deconv_useful),
+          "serve_errors": ("serve", _serve_errors)}
 
 
 def evaluate_targets(targets: tuple[Target, ...], bench: dict) -> list[dict]:

@@ -126,8 +126,8 @@ weights-studio: $(STAMP)
 	$(EDITOR) --out $(TRAIN)/editor_w4a4 --learned-act-scale --steps 5000 --lr-decay-from 2500 \
 		--init-from $(TRAIN)/editor_float/generator.pt & \
 	$(FG) train attributes --out $(TRAIN)/attributes --threads 1 && \
-	$(FG) train designer --out $(TRAIN)/designer_float --float --steps 4000 --threads 1 && \
-	$(FG) train designer --out $(TRAIN)/designer_w4a4 --learned-act-scale --steps 2000 --lr 0.0001 --threads 1 \
+	$(FG) train designer --out $(TRAIN)/designer_float --float --steps 6000 --threads 1 && \
+	$(FG) train designer --out $(TRAIN)/designer_w4a4 --learned-act-scale --steps 3000 --lr 0.0001 --threads 1 \
 		--init-from $(TRAIN)/designer_float/generator.pt & \
 	wait
 	$(PY) tools/ship_studio.py --data $(EDIT_DATA) --runs $(TRAIN)

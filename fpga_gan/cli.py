@@ -207,8 +207,9 @@ def _unet_train_command(name: str, default_size: str, data_help: str, what: str)
                                adv_weight=adv_weight, ssim_weight=ssim_weight, seed=seed, threads=threads)
         with _user_errors(FileNotFoundError, ValueError):    # --resume / --init-from / data problems
             result = train_tryon(cfg, resume=resume)
-        m = result["held_out"]
-        click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
+        if "held_out" in result:              # (under torchrun: rank 0 alone evaluates and writes)
+            m = result["held_out"]
+            click.echo(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} -> {out_dir / 'generator.pt'}")
 
     return command
 

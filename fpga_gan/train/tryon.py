@@ -20,6 +20,7 @@ from ..models.discriminators import PatchDiscriminator
 from ..models.layers import QuantSpec
 from ..models.tryon import TryOnGenerator
 from ..models.zoo import model_config, save_generator
+from .distributed import start as start_distributed
 from .common import (Checkpointer, TrainConfigError, TrainState, check_train_config, plot_losses, prepare_run,
                      write_json)
 from .metrics import psnr_ssim, ssim_loss_term
@@ -79,7 +80,8 @@ def generate_codes(model: TryOnGenerator, x_codes: np.ndarray, batch: int = 64) 
     model.eval()
     with torch.no_grad():
         for i in range(0, len(x_codes), batch):
-            y = model(_as_float(x_codes[i:i + batch]))
+            device = next(model.parameters()).device
+            y = model(_as_float(x_codes[i:i + batch]).to(device)).cpu()
             outs.append(np.clip(np.round(y.numpy() * 256.0), 0, 255).astype(np.uint8))
     return np.concatenate(outs)
 
@@ -128,7 +130,12 @@ def load_pairs(root: str | Path, split: str, size: tuple[int, int], limit: int |
 
 
 def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
-    """Train (or resume) a try-on generator or garment editor; returns the final held-out metrics."""
+    """Train (or resume) a try-on generator or garment editor; returns the final held-out metrics.
+
+    Under ``torchrun --nproc-per-node N`` the N processes train one model data-parallel (see
+    :mod:`fpga_gan.train.distributed`); ``cfg.batch`` is then each process's batch.
+    """
+    dist = start_distributed()
     out = prepare_run(cfg.out, cfg.seed, cfg.threads)
     size = tuple(cfg.size)
     name = "editor" if is_edit_dataset(cfg.data) else "tryon"
@@ -140,7 +147,8 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
                          image_size=size, straight_through_output=name == "editor")
     if cfg.init_from and not resume:
         init_from_weights(gen, cfg.init_from)
-    disc = PatchDiscriminator(train["x"].shape[1] + 3)
+    gen = gen.to(dist.device)
+    disc = PatchDiscriminator(train["x"].shape[1] + 3).to(dist.device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     modules = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d}
@@ -148,25 +156,28 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
                   "train": {**asdict(cfg), "widths": list(cfg.widths), "size": list(size)}, "size": list(size)}
     ckpt, rng = Checkpointer(out), torch.Generator().manual_seed(cfg.seed)
     state = ckpt.load(modules, rng, run_config) if resume else TrainState()
+    gen_step, disc_step = dist.wrap(gen), dist.wrap(disc)     # wrapped after the load (Brevitas swaps scales)
 
-    n = len(train["x"])
+    shard = dist.shard(len(train["x"]))
     started = time.time()
-    bar = tqdm(total=cfg.steps, initial=state.step, desc=f"train {name}", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=f"train {name}", unit="step", dynamic_ncols=True,
+               disable=not dist.main)
     while state.step < cfg.steps:
         gen.train()
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, state.step)
-        idx = torch.randint(0, n, (cfg.batch,), generator=rng).numpy()
-        x, y = _as_float(train["x"][idx]), _as_float(train["y"][idx])
-        fake = gen(x)
-        # Discriminator: real pairs vs generated pairs (least-squares GAN loss, stable on small data).
-        d_real, d_fake = disc(torch.cat([x, y], 1)), disc(torch.cat([x, fake.detach()], 1))
+        idx = shard[torch.randint(0, len(shard), (cfg.batch,), generator=rng).numpy()]
+        x, y = _as_float(train["x"][idx]).to(dist.device), _as_float(train["y"][idx]).to(dist.device)
+        fake = gen_step(x)
+        # Discriminator: real pairs vs generated pairs (least-squares GAN loss, stable on small data),
+        # in one forward pass: DistributedDataParallel takes one forward per backward.
+        d_real, d_fake = disc_step(torch.cat([torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)])).chunk(2)
         loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
-        d_gen = disc(torch.cat([x, fake], 1))
+        d_gen = disc_step(torch.cat([x, fake], 1))
         loss_l1 = F.l1_loss(fake, y)
         loss_adv = F.mse_loss(d_gen, torch.ones_like(d_gen))
         loss_g = cfg.l1_weight * loss_l1 + cfg.adv_weight * loss_adv
@@ -180,20 +191,27 @@ def train_tryon(cfg: TryOnTrainConfig, resume: bool = False) -> dict:
                               "d": loss_d.item()})
         bar.update(1)
         bar.set_postfix(l1=f"{loss_l1.item():.4f}")
-        if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+        if dist.main and (state.step % cfg.eval_every == 0 or state.step == cfg.steps):
             metrics = {"step": state.step, **evaluate(gen, test["x"], test["y"])}
-            state.metrics.append(metrics)
+            state.metrics.append(metrics)       # (rank 0's history is the one its checkpoints keep)
             bar.write(f"step {state.step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
-            ckpt.save(modules, state, run_config, rng)
-            plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
+            if dist.main:
+                ckpt.save(modules, state, run_config, rng)
+                plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
+            dist.barrier()
     bar.close()
 
-    final = {"step": state.step, **evaluate(gen, test["x"], test["y"])}
+    digests = dist.check_identical(gen)
     result = {"model": name, "quantized": cfg.quantized, "config": run_config,
-              "held_out": final, "history_metrics": state.metrics,
+              "processes": {"world": dist.world, "backend": dist.backend, "weight_sha256": digests},
               "train_seconds_this_run": round(time.time() - started, 1)}
-    save_generator(gen, out / "generator.pt", {"metrics": final})
-    write_json(out / "metrics.json", result)
-    plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
+    if dist.main:
+        final = {"step": state.step, **evaluate(gen, test["x"], test["y"])}
+        result.update(held_out=final, history_metrics=state.metrics)
+        save_generator(gen, out / "generator.pt", {"metrics": final})
+        write_json(out / "metrics.json", result)
+        plot_losses(state.history, out / "loss.png", f"{name} ({'W4A4' if spec else 'float'})")
+    dist.barrier()
+    dist.stop()
     return result

@@ -47,7 +47,7 @@ def export_weights(weights: Path, out_dir: Path, name: str, check_inputs: int = 
     try:
         result = export_generator(model, name, shape, tmp,
                                   extra={"weights_sha256": sha256_file(weights),
-                                         "weights_file": weights.name})
+                                         "weights_file": weights.name, "exporter": EXPORTER_VERSION})
         report = None
         if check_inputs:
             spec = result.spec["inputs"][0]
@@ -62,6 +62,11 @@ def export_weights(weights: Path, out_dir: Path, name: str, check_inputs: int = 
     return result, report
 
 
+#: Bumped when an export of the same weights changes: a zoo artifact of another version is made again.
+#: 2: 8-bit layers that could saturate ONNX Runtime's int8 kernel on CPUs without VNNI run in float.
+EXPORTER_VERSION = 2
+
+
 def zoo_artifact(name: str, root: Path = DEFAULT_ARTIFACT_ROOT) -> Path:
     """The artifact directory of a zoo model, exporting it if missing or stale."""
     from .models.zoo import ZooError, zoo_path
@@ -74,7 +79,8 @@ def zoo_artifact(name: str, root: Path = DEFAULT_ARTIFACT_ROOT) -> Path:
     if meta.is_file():
         try:
             data = json.loads(meta.read_text())
-            if isinstance(data, dict) and data.get("weights_sha256") == sha256_file(weights):
+            if (isinstance(data, dict) and data.get("weights_sha256") == sha256_file(weights)
+                    and data.get("exporter") == EXPORTER_VERSION):
                 return out
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             pass

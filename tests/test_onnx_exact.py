@@ -106,7 +106,7 @@ def _quant(graph_nodes, inits, name, x, scale, bits, signed, narrow=0) -> str:
 
 
 def _layer_qonnx(path: Path, op: str, cin: int, cout: int, bias_on_grid: bool, seed: int = 0,
-                 hw: tuple[int, int] = (6, 5)) -> Path:
+                 hw: tuple[int, int] = (6, 5), weight_bits: int = 4, weight_std: float = 0.1) -> Path:
     """input Quant -> op (quantized weight and 16-bit bias) -> Relu -> output Quant, as QONNX.
 
     ``bias_on_grid``: the bias scale is input scale x weight scale (Brevitas IntBias) rather than its
@@ -125,10 +125,10 @@ def _layer_qonnx(path: Path, op: str, cin: int, cout: int, bias_on_grid: bool, s
     else:
         in_shape, out_shape = [1, cin, *hw], [1, cout, *hw]
         w_shape, w_scale_shape = (cout, cin, 3, 3), (cout, 1, 1, 1)
-    inits.append(numpy_helper.from_array(rng.normal(0, 0.1, w_shape).astype(np.float32), "w_float"))
+    inits.append(numpy_helper.from_array(rng.normal(0, weight_std, w_shape).astype(np.float32), "w_float"))
     inits.append(numpy_helper.from_array(rng.normal(0, 0.3, cout).astype(np.float32), "b_float"))
     xq = _quant(nodes, inits, "x_q", "x", s_x, 8, 0)
-    wq = _quant(nodes, inits, "w_q", "w_float", s_w.reshape(w_scale_shape), 4, 1, narrow=1)
+    wq = _quant(nodes, inits, "w_q", "w_float", s_w.reshape(w_scale_shape), weight_bits, 1, narrow=1)
     bq = _quant(nodes, inits, "b_q", "b_float", s_x * s_w if bias_on_grid else 2.0 ** -18, 16, 1)
     attrs = {"transB": 1} if op == "Gemm" else {"kernel_shape": [3, 3]}
     if op == "Conv":
@@ -181,3 +181,21 @@ def test_single_channel_layer_with_a_fine_bias_stays_exact(tmp_path):
     x_dq = _producer(qcdq, layer.input[0])
     assert next(a.i for a in x_dq.attribute if a.name == "axis") == 2       # per row: 1 channel is per-tensor
     _assert_exact_everywhere(artifact, 16, tmp_path)
+
+
+def test_8_bit_layer_that_could_saturate_ort_int8_kernels_runs_in_float_and_exactly(tmp_path):
+    """8-bit input codes up to 255 times 8-bit weights past 64: on x86 CPUs without VNNI, ONNX
+    Runtime's fused uint8 x int8 kernel adds product pairs into a saturating int16 (the editor's
+    first layer differed from QONNX in 60% of its output codes there). The layer runs in float."""
+    for sub in ("wide", "narrow"):
+        (tmp_path / sub).mkdir()
+    artifact, qcdq = _export(tmp_path / "wide", op="Conv", cin=6, cout=4, bias_on_grid=True, weight_bits=8,
+                             weight_std=2.0)
+    layer = next(n for n in qcdq.graph.node if n.op_type == "Conv")
+    assert _producer(qcdq, layer.input[1]) is None                     # float32 weights: no QDQ fusion
+    assert any(i.name == layer.input[1] and i.data_type == TensorProto.FLOAT for i in qcdq.graph.initializer)
+    _assert_exact_everywhere(artifact, 16, tmp_path / "wide")
+
+    _, narrow = _export(tmp_path / "narrow", op="Conv", cin=6, cout=4, bias_on_grid=True)   # 4-bit: cannot saturate
+    layer = next(n for n in narrow.graph.node if n.op_type == "Conv")
+    assert _producer(narrow, layer.input[1]).op_type == "DequantizeLinear"

@@ -146,12 +146,13 @@ def write_qcdq(qonnx_model, path: Path, name: str) -> None:
     from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
     from qonnx.util.cleanup import cleanup_model
 
-    from .qdq_bias import KeepOffGridBiasLayersInFloat, QuantizeBiasOnAccumulatorGrid
+    from .qdq_bias import KeepOffGridBiasLayersInFloat, KeepSaturatingInt8LayersInFloat, QuantizeBiasOnAccumulatorGrid
 
     qcdq_model = FoldConstantQuant().apply(qonnx_model.transform(QuantToQCDQ()))
     qcdq_model = cleanup_model(qcdq_model, preserve_qnt_ops=True)
     # exact in any ONNX Runtime session, not only one that disables WeightBiasQuantization
     qcdq_model = qcdq_model.transform(QuantizeBiasOnAccumulatorGrid()).transform(KeepOffGridBiasLayersInFloat())
+    qcdq_model = qcdq_model.transform(KeepSaturatingInt8LayersInFloat())    # on any x86 CPU, VNNI or not
     leftover = [n.name for n in qcdq_model.graph.node if n.op_type == "Quant"]
     if leftover:
         raise ArtifactExportError(f"{name}: Quant nodes {leftover} have no QCDQ form (bit width > 8 on a "

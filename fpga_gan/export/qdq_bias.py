@@ -295,10 +295,11 @@ class KeepSaturatingInt8LayersInFloat(Transformation):
             x_max = max(abs(x_range[0]), abs(x_range[1]))
             if 2 * int(np.abs(weights).max()) * x_max <= _INT16_MAX:
                 continue
+            # Per output channel, the sum of all its |weight codes| bounds every output's sum (a
+            # transposed convolution's output sees only some of them).
             axis = _weight_output_axis(node)
-            per_output = np.abs(np.moveaxis(weights, axis or 0, 0)).reshape(weights.shape[axis or 0], -1).sum(1)
-            if node.op_type == "ConvTranspose" or axis is None:
-                per_output = np.array([np.abs(weights).sum()])     # a bound, whatever the output's taps
+            per_output = (np.abs(np.moveaxis(weights, axis, 0)).reshape(weights.shape[axis], -1).sum(1)
+                          if axis is not None and weights.ndim > 1 else np.array([np.abs(weights).sum()]))
             b_dq = _dequant_producer(model, node.input[2]) if len(node.input) > 2 and node.input[2] else None
             bias_codes = model.get_initializer(b_dq.input[0]) if b_dq is not None else None
             bias_max = int(np.abs(bias_codes.astype(np.int64)).max()) if bias_codes is not None else 0

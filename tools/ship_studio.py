@@ -67,18 +67,16 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="the edit data set the editor trained on")
     ap.add_argument("--runs", type=Path, default=Path("build/train"))
     ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--only", choices=("designer",), default=None,
+                    help="ship only the design generator's runs; the other cards and figures stay as shipped")
     args = ap.parse_args()
     torch.set_num_threads(2)
 
-    cards: dict = {}
-    for zoo_file, run_name in GENERATORS.items():
-        run = json.loads((args.runs / run_name / "metrics.json").read_text())
-        model = load_generator(args.runs / run_name / "generator.pt")
-        save_generator(model, ZOO_DIR / zoo_file, {"metrics": run["held_out"]})
-        shutil.copy(args.runs / run_name / "loss.png", ZOO_DIR / f"{run_name}_loss.png")
-        cards[run_name] = {"command": command(run), "train_seconds": run.get("train_seconds_this_run"),
-                           "training_held_out": run["held_out"], "params": sum(p.numel() for p in model.parameters()),
-                           "bytes": (ZOO_DIR / zoo_file).stat().st_size}
+    if args.only:
+        ship_designer_only(args)
+        return
+    cards: dict = {run_name: _ship_generator(args.runs, zoo_file, run_name)
+                   for zoo_file, run_name in GENERATORS.items()}
     run = json.loads((args.runs / CLASSIFIER_RUN / "metrics.json").read_text())
     judge = load_classifier(args.runs / CLASSIFIER_RUN / CLASSIFIER_FILE)
     save_classifier(judge, ZOO_DIR / CLASSIFIER_FILE, {"metrics": run["held_out"]})
@@ -96,6 +94,34 @@ def main() -> None:
         images = design_eval.sample_images(load_generator(path), args.samples)
         report["designer"][path.name] = design_eval.evaluate_samples(images, judge, reference)
     cards["evaluation"] = report
+    write_json_atomic(ZOO_DIR / "studio_cards.json", cards)
+    write_text_atomic(ZOO_DIR / "STUDIO.md", card_text(cards, args.data))
+
+
+def _ship_generator(runs: Path, zoo_file: str, run_name: str) -> dict:
+    run = json.loads((runs / run_name / "metrics.json").read_text())
+    model = load_generator(runs / run_name / "generator.pt")
+    save_generator(model, ZOO_DIR / zoo_file, {"metrics": run["held_out"]})
+    shutil.copy(runs / run_name / "loss.png", ZOO_DIR / f"{run_name}_loss.png")
+    return {"command": command(run), "train_seconds": run.get("train_seconds_this_run"),
+            "training_held_out": run["held_out"], "params": sum(p.numel() for p in model.parameters()),
+            "bytes": (ZOO_DIR / zoo_file).stat().st_size}
+
+
+def ship_designer_only(args) -> None:
+    """A retrained design generator: its two runs into the zoo, its card and sample figures redone."""
+    cards = json.loads((ZOO_DIR / "studio_cards.json").read_text())
+    for zoo_file, run_name in GENERATORS.items():
+        if run_name.startswith("designer"):
+            cards[run_name] = _ship_generator(args.runs, zoo_file, run_name)
+    judge = load_classifier(ZOO_DIR / CLASSIFIER_FILE)
+    report = {"rendered garments": None}
+    reference = design_eval.reference_features(judge, args.samples)
+    report["rendered garments"] = design_eval.evaluate_samples(None, judge, reference, args.samples)
+    for path in (zoo_path("designer"), zoo_path("designer", True), zoo_path("dcgan"), zoo_path("dcgan", True)):
+        images = design_eval.sample_images(load_generator(path), args.samples)
+        report[path.name] = design_eval.evaluate_samples(images, judge, reference)
+    cards["evaluation"]["designer"] = report
     write_json_atomic(ZOO_DIR / "studio_cards.json", cards)
     write_text_atomic(ZOO_DIR / "STUDIO.md", card_text(cards, args.data))
 

@@ -134,7 +134,7 @@ def test_bad_queries_files_and_paths_are_refused(client, catalogue):
 
 
 def test_a_bug_is_a_500_with_a_message_not_a_traceback(zoo_artifacts, catalogue, monkeypatch):
-    config = ServeConfig(backend="cpu", artifacts=zoo_artifacts["tryon"].parent)
+    config = ServeConfig(backend="cpu", artifacts=zoo_artifacts["tryon"].parent, open_models=False)
     with TestClient(create_app(config, catalogue=catalogue), raise_server_exceptions=False) as c:
         monkeypatch.setattr(Catalogue, "item", lambda *a, **k: 1 / 0)
         answer = c.post("/api/tryon", json={"person": catalogue.persons[0], "garment": catalogue.garments[0]})
@@ -143,7 +143,8 @@ def test_a_bug_is_a_500_with_a_message_not_a_traceback(zoo_artifacts, catalogue,
 
 
 def test_a_50_mb_upload_is_refused_before_it_is_read(zoo_artifacts, catalogue):
-    config = ServeConfig(backend="cpu", artifacts=zoo_artifacts["tryon"].parent, max_body=1 << 20)
+    config = ServeConfig(backend="cpu", artifacts=zoo_artifacts["tryon"].parent, max_body=1 << 20,
+                         open_models=False)   # the accelerators open on first use
     with running_server(create_app(config, catalogue=catalogue)) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
